@@ -1,0 +1,1 @@
+"""Programs as typed computational graphs: representation, ops, mutation, equivalence."""

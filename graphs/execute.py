@@ -1,0 +1,116 @@
+"""Running a program: the forward pass and the reverse-mode (backward) pass.
+
+The backward pass returns d(mean loss)/d(output of every trainable parameter
+application), e.g. dL/dQ(s_t, .) and dL/dQ(s_t+1, .), so an evaluator can chain it
+into the network's own backprop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from graphs.opset import Probe
+from graphs.program import Program
+
+
+class Trace:
+    """The values of one forward pass, kept for the backward pass."""
+
+    __slots__ = ("program", "values")
+
+    def __init__(self, program: Program, values: list[Any]) -> None:
+        self.program = program
+        self.values = values
+
+    @property
+    def output(self) -> np.ndarray:
+        """Per-sample loss, shape ``(B,1)`` or ``(1,1)``."""
+        return self.values[self.program.output]
+
+    @property
+    def loss(self) -> float:
+        """The training loss: the batch mean of the output."""
+        return float(np.mean(self.output))
+
+
+def forward(
+    program: Program,
+    feed: Mapping[str, Any],
+    net_outputs: Mapping[tuple[str, str], np.ndarray] | None = None,
+    rng: np.random.Generator | None = None,
+) -> Trace:
+    """Evaluate the live nodes of ``program``.
+
+    Args:
+        feed: a value for each input the program uses, by input name; parameter
+            inputs are callables (e.g. a Q-network mapping states to per-action values).
+        net_outputs: precomputed parameter applications by ``(param, arg)`` name; the
+            feed's callable is used for any application not given here.
+        rng: source for random-constant ops (a fixed default if omitted).
+    """
+    values: list[Any] = [None] * len(program)
+    ids = program.ids
+    for i, inp in enumerate(program.inputs):
+        if program.live[i]:
+            try:
+                values[i] = feed[inp.name]
+            except KeyError:
+                raise KeyError(f"no value fed for input {inp.name!r}") from None
+    outs = net_outputs or {}
+    with np.errstate(all="ignore"):
+        for idx, op, args in program.plan:
+            if op.kind == "compute":
+                values[idx] = op.forward(*[values[a] for a in args])
+            elif op.kind == "apply":
+                key = (ids[args[0]], ids[args[1]])
+                val = outs.get(key)
+                values[idx] = val if val is not None else op.forward(
+                    values[args[0]], values[args[1]]
+                )
+            else:
+                if rng is None:
+                    rng = np.random.default_rng(0)
+                values[idx] = op.forward(rng)
+    return Trace(program, values)
+
+
+def backward(trace: Trace) -> dict[tuple[str, str], np.ndarray]:
+    """d(mean loss)/d(each trainable parameter application's output)."""
+    program, values = trace.program, trace.values
+    carries, ids = program.carries_gradient, program.ids
+    grads: list[Any] = [None] * len(program)
+    out = values[program.output]
+    grads[program.output] = np.full(np.shape(out), 1.0 / np.size(out))
+    result: dict[tuple[str, str], np.ndarray] = {}
+    with np.errstate(all="ignore"):
+        for idx, op, args in reversed(program.plan):
+            g = grads[idx]
+            if g is None:
+                continue
+            if op.kind == "apply":
+                key = (ids[args[0]], ids[args[1]])
+                prev = result.get(key)
+                result[key] = g if prev is None else prev + g
+                continue
+            if op.backward is None:
+                continue
+            arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
+            for a, ga, flows in zip(args, arg_grads, op.grad_args):
+                if flows and ga is not None and carries[a]:
+                    prev = grads[a]
+                    grads[a] = ga if prev is None else prev + ga
+    if len(result) < len(program.gradient_calls):  # e.g. every path was cut by None
+        for idx, op, args in program.plan:
+            key = (ids[args[0]], ids[args[1]]) if op.kind == "apply" else None
+            if key in program.gradient_calls and key not in result:
+                result[key] = np.zeros(np.shape(values[idx]))
+    return result
+
+
+def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarray]:
+    """Gradients of the mean loss on a probe (see :func:`backward`)."""
+    trace = forward(program, probe.feed, probe.net_outputs, np.random.default_rng(probe.seed))
+    return backward(trace)

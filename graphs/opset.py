@@ -1,0 +1,157 @@
+"""An op set: the language a family of programs is written in.
+
+It bundles the value types, the operators, the standard inputs, what a valid
+output is, and the probe inputs used for numeric checks and fingerprints. The RL
+loss language is one op set; architectures are another.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from graphs.errors import ProgramError
+from graphs.op import Op, Signature
+from graphs.program import Input, Program
+from graphs.types import ValueType
+
+# A gradient entry at or below this magnitude counts as zero.
+ZERO_GRADIENT_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Fixed inputs on which programs are executed for checks and fingerprints.
+
+    ``net_outputs`` holds every parameter application precomputed, keyed by
+    ``(parameter input, argument input)``; ``seed`` seeds the random-constant ops.
+    """
+
+    feed: dict[str, Any]
+    net_outputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+    seed: int = 0
+
+
+class OpSet:
+    """Types, operators and standard inputs of one program language."""
+
+    def __init__(
+        self,
+        name: str,
+        types: Sequence[ValueType],
+        ops: Sequence[Op],
+        inputs: Sequence[Input],
+        output_type: ValueType,
+        probes: Callable[[], list[Probe]] | None = None,
+        doc: str = "",
+    ) -> None:
+        self.name = name
+        self.types = tuple(types)
+        self.ops = tuple(ops)
+        self.inputs = tuple(inputs)
+        self.output_type = output_type
+        self.doc = doc
+        self._make_probes = probes
+        self._probes: list[Probe] | None = None
+        self._ops_by_name = {op.name: op for op in self.ops}
+        self._types_by_name = {t.name: t for t in self.types}
+        if len(self._ops_by_name) != len(self.ops):
+            raise ValueError(f"op set {name}: duplicate op names")
+        self.signature_table: dict[tuple[str, tuple[ValueType, ...]], ValueType] = {
+            (op.name, sig.args): sig.out for op in self.ops for sig in op.signatures
+        }
+        self.trains = any(i.trainable for i in self.inputs)
+
+    def __repr__(self) -> str:
+        return f"OpSet({self.name}: {len(self.ops)} ops)"
+
+    def op(self, name: str) -> Op:
+        """The op called ``name``; the error lists close matches."""
+        try:
+            return self._ops_by_name[name]
+        except (KeyError, TypeError):
+            raise ProgramError(_unknown("op", name, self._ops_by_name)) from None
+
+    def type(self, name: str) -> ValueType:
+        """The value type called ``name``."""
+        try:
+            return self._types_by_name[name]
+        except (KeyError, TypeError):
+            raise ProgramError(_unknown("type", name, self._types_by_name)) from None
+
+    def choices(self, ops: Sequence[Op] | None = None) -> list[tuple[Op, Signature]]:
+        """Every (op, signature) pair, optionally restricted to ``ops``."""
+        allowed = self.ops if ops is None else ops
+        return [(op, sig) for op in allowed for sig in op.signatures]
+
+    def probes(self) -> list[Probe]:
+        """The op set's fixed probe inputs (computed once)."""
+        if self._probes is None:
+            self._probes = self._make_probes() if self._make_probes else []
+        return self._probes
+
+    def check(self, program: Program, numeric: bool = True) -> None:
+        """Raise :class:`ProgramError` unless ``program`` is a valid program of this set."""
+        out_type = program.types[program.output]
+        if out_type != self.output_type:
+            raise ProgramError(
+                f"the output must be {self.output_type.name}, but it is {out_type.name}",
+                program.describe(program.output),
+            )
+        if not self.trains:
+            return
+        trainable = ", ".join(i.name for i in program.inputs if i.trainable)
+        if not program.carries_gradient[program.output]:
+            raise ProgramError(
+                f"the output does not depend on the trainable input(s) {trainable} through "
+                "any path that carries a gradient (paths through e.g. ArgMax carry none)",
+                program.describe(program.output),
+            )
+        if numeric and not gradient_is_nonzero(program, self.probes()):
+            raise ProgramError(
+                f"the gradient with respect to the outputs of {trainable} is identically "
+                "zero (or NaN) on the probe inputs, so training with this loss changes "
+                "nothing",
+                program.describe(program.output),
+            )
+
+
+def gradient_is_nonzero(program: Program, probes: Sequence[Probe]) -> bool:
+    """Whether the loss gradient is finite and non-zero somewhere on some probe."""
+    from graphs.execute import gradients
+
+    for probe in probes:
+        for g in gradients(program, probe).values():
+            mag = np.abs(g)
+            if np.any((mag > ZERO_GRADIENT_TOL) & np.isfinite(mag)):
+                return True
+    return False
+
+
+def _unknown(kind: str, name: object, known: dict[str, Any]) -> str:
+    close = difflib.get_close_matches(str(name), list(known), n=3)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    return f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})"
+
+
+_REGISTRY: dict[str, OpSet] = {}
+
+
+def register_opset(opset: OpSet) -> OpSet:
+    """Make ``opset`` loadable by name from program files."""
+    _REGISTRY[opset.name] = opset
+    return opset
+
+
+def get_opset(name: str) -> OpSet:
+    """The registered op set called ``name``."""
+    if name not in _REGISTRY:
+        import graphs.rl_loss  # noqa: F401  (registers the built-in op set)
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ProgramError(_unknown("op set", name, _REGISTRY)) from None

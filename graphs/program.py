@@ -1,0 +1,298 @@
+"""A program: a typed DAG of inputs, operator nodes and one output.
+
+Nodes are stored in topological order; every argument refers to an input or to an
+earlier node by its *index*: inputs come first, then operator nodes. A
+:class:`Program` type-checks on construction and is immutable and hashable, so it
+can be used as a dictionary key and shared between threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from graphs.errors import ProgramError
+from graphs.op import Op
+from graphs.types import ValueType
+
+if TYPE_CHECKING:
+    from graphs.opset import OpSet
+
+
+@dataclass(frozen=True)
+class Input:
+    """A typed input of a program.
+
+    ``trainable`` marks a parameter input (e.g. the online Q-network) whose outputs
+    the loss must be differentiable with respect to.
+    """
+
+    name: str
+    type: ValueType
+    trainable: bool = False
+    symbol: str = ""
+    doc: str = ""
+
+    @property
+    def label(self) -> str:
+        """How the input appears in formulas."""
+        return self.symbol or self.name
+
+
+@dataclass(frozen=True)
+class Node:
+    """An operator node: ``op`` applied to earlier nodes ``args`` (indices)."""
+
+    op: Op
+    args: tuple[int, ...]
+    frozen: bool = False
+
+
+class Program:
+    """An immutable, type-checked program graph.
+
+    Args:
+        opset: the op set the program is written in.
+        nodes: operator nodes in topological order.
+        inputs: the program's inputs (defaults to the op set's standard inputs).
+        output: index of the output node (defaults to the last node).
+        ids: names of the operator nodes (defaults to ``n0, n1, ...``).
+
+    Raises:
+        ProgramError: if a node refers to itself or a later node, has the wrong
+            number of arguments, or no signature of its op accepts its argument types.
+    """
+
+    __slots__ = ("opset", "inputs", "nodes", "output", "ids", "types", "_key", "_cache")
+
+    def __init__(
+        self,
+        opset: OpSet,
+        nodes: Iterable[Node],
+        inputs: Sequence[Input] | None = None,
+        output: int | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> None:
+        self.opset = opset
+        self.inputs: tuple[Input, ...] = tuple(opset.inputs if inputs is None else inputs)
+        self.nodes: tuple[Node, ...] = tuple(nodes)
+        n_in = len(self.inputs)
+        total = n_in + len(self.nodes)
+        if not self.nodes:
+            raise ProgramError("a program needs at least one operator node", "nodes")
+        self.output: int = total - 1 if output is None else output
+        if ids is None:
+            ids = [f"n{i}" for i in range(len(self.nodes))]
+        self.ids: tuple[str, ...] = tuple(i.name for i in self.inputs) + tuple(ids)
+        if len(self.ids) != total:
+            raise ProgramError(f"expected {len(self.nodes)} node ids, got {len(ids)}", "ids")
+        if not n_in <= self.output < total:
+            raise ProgramError(f"output index {self.output} is not an operator node", "output")
+        self.types: tuple[ValueType, ...] = self._infer_types()
+        self._key: tuple | None = None
+        self._cache: dict[str, Any] = {}
+
+    # -- structure -----------------------------------------------------------------
+    def _infer_types(self) -> tuple[ValueType, ...]:
+        types = [i.type for i in self.inputs]
+        table = self.opset.signature_table
+        for pos, node in enumerate(self.nodes):
+            idx = len(types)
+            op = node.op
+            if len(node.args) != op.arity:
+                raise ProgramError(
+                    f"{op.name} takes {op.arity} argument(s), got {len(node.args)}",
+                    self.describe(idx),
+                )
+            for a in node.args:
+                if not 0 <= a < idx:
+                    what = "itself" if a == idx else f"index {a}"
+                    raise ProgramError(
+                        f"argument refers to {what}; arguments must be inputs or earlier "
+                        "nodes (programs are acyclic and listed in topological order)",
+                        self.describe(idx),
+                    )
+            argtypes = tuple(types[a] for a in node.args)
+            out = table.get((op.name, argtypes))
+            if out is None:
+                accepted = ", ".join(repr(s) for s in op.signatures)
+                got = ", ".join(t.name for t in argtypes)
+                raise ProgramError(
+                    f"{op.name} does not accept ({got}); it accepts {accepted}",
+                    self.describe(idx),
+                )
+            types.append(out)
+        return tuple(types)
+
+    def describe(self, index: int) -> str:
+        """A human-readable name for the node or input at ``index``."""
+        n_in = len(self.inputs)
+        if index < n_in:
+            return f"input '{self.inputs[index].name}'"
+        node_id = self.ids[index] if len(self.ids) > index else f"n{index - n_in}"
+        return f"node '{node_id}'"
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.inputs)
+
+    def __len__(self) -> int:
+        """Total number of graph vertices: inputs plus operator nodes."""
+        return len(self.inputs) + len(self.nodes)
+
+    def node(self, index: int) -> Node:
+        """The operator node at combined ``index`` (inputs come first)."""
+        return self.nodes[index - len(self.inputs)]
+
+    def index(self, name: str) -> int:
+        """Combined index of the input or node called ``name``."""
+        try:
+            return self.ids.index(name)
+        except ValueError:
+            raise ProgramError(f"no input or node named {name!r}") from None
+
+    @property
+    def key(self) -> tuple:
+        """A structural identity: equal keys mean equal programs."""
+        if self._key is None:
+            self._key = (
+                self.opset.name,
+                tuple((i.name, i.type.name, i.trainable) for i in self.inputs),
+                tuple((n.op.name, n.args, n.frozen) for n in self.nodes),
+                self.output,
+                self.ids,
+            )
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Program) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        from graphs.render import formula
+
+        return f"Program({formula(self)})"
+
+    def _cached(self, name: str, compute: Any) -> Any:
+        value = self._cache.get(name)
+        if value is None:
+            value = self._cache[name] = compute()
+        return value
+
+    @property
+    def live(self) -> tuple[bool, ...]:
+        """For every index, whether the output depends on it."""
+        return self._cached("live", self._compute_live)
+
+    def _compute_live(self) -> tuple[bool, ...]:
+        live = [False] * len(self)
+        live[self.output] = True
+        n_in = len(self.inputs)
+        for idx in range(self.output, n_in - 1, -1):
+            if live[idx]:
+                for a in self.nodes[idx - n_in].args:
+                    live[a] = True
+        return tuple(live)
+
+    @property
+    def plan(self) -> tuple[tuple[int, Op, tuple[int, ...]], ...]:
+        """The live operator nodes, in execution order, as ``(index, op, args)``."""
+        return self._cached("plan", self._compute_plan)
+
+    def _compute_plan(self) -> tuple[tuple[int, Op, tuple[int, ...]], ...]:
+        n_in = len(self.inputs)
+        live = self.live
+        return tuple(
+            (n_in + i, n.op, n.args) for i, n in enumerate(self.nodes) if live[n_in + i]
+        )
+
+    @property
+    def carries_gradient(self) -> tuple[bool, ...]:
+        """For every index, whether a gradient path links it to a trainable input.
+
+        This is the structural half of the differentiability check: a path through an
+        op argument that carries no gradient (e.g. ArgMax) does not count.
+        """
+        return self._cached("carries", self._compute_carries)
+
+    def _compute_carries(self) -> tuple[bool, ...]:
+        n_in = len(self.inputs)
+        carries = [False] * len(self)
+        for i, node in enumerate(self.nodes):
+            op = node.op
+            if op.kind == "apply":
+                param = node.args[0]
+                carries[n_in + i] = param < n_in and self.inputs[param].trainable
+            else:
+                carries[n_in + i] = any(
+                    g and carries[a] for g, a in zip(op.grad_args, node.args)
+                )
+        return tuple(carries)
+
+    @property
+    def param_calls(self) -> tuple[tuple[str, str], ...]:
+        """Distinct live ``(parameter, argument)`` applications, e.g. ``("Q", "s_t")``."""
+        return self._cached("calls", lambda: self._calls(require_gradient=False))
+
+    @property
+    def gradient_calls(self) -> tuple[tuple[str, str], ...]:
+        """The live applications of trainable parameters that the loss differentiates."""
+        return self._cached("gcalls", lambda: self._calls(require_gradient=True))
+
+    def _calls(self, require_gradient: bool) -> tuple[tuple[str, str], ...]:
+        carries, reach = self.carries_gradient, self._reaches_output()
+        calls: dict[tuple[str, str], None] = {}
+        for idx, op, args in self.plan:
+            if op.kind == "apply" and (not require_gradient or (carries[idx] and reach[idx])):
+                calls[(self.ids[args[0]], self.ids[args[1]])] = None
+        return tuple(calls)
+
+    def _reaches_output(self) -> tuple[bool, ...]:
+        """Whether a gradient from the output reaches each index."""
+        return self._cached("reach", self._compute_reach)
+
+    def _compute_reach(self) -> tuple[bool, ...]:
+        n_in = len(self.inputs)
+        reach = [False] * len(self)
+        reach[self.output] = True
+        for idx in range(self.output, n_in - 1, -1):
+            if reach[idx]:
+                node = self.nodes[idx - n_in]
+                for g, a in zip(node.op.grad_args, node.args):
+                    if g:
+                        reach[a] = True
+        return tuple(reach)
+
+    # -- validation ------------------------------------------------------------------
+    def check(self, numeric: bool = True) -> None:
+        """Raise :class:`ProgramError` with the reason if the program is invalid.
+
+        Checks the output type and, for op sets that train something, that the output
+        really depends on a trainable input: structurally (a path that carries a
+        gradient) and, with ``numeric``, that the gradient is not identically zero on
+        the op set's probe inputs.
+        """
+        self.opset.check(self, numeric=numeric)
+
+    def is_valid(self, numeric: bool = True) -> bool:
+        """Whether :meth:`check` passes."""
+        try:
+            self.check(numeric=numeric)
+        except ProgramError:
+            return False
+        return True
+
+    # -- editing -----------------------------------------------------------------------
+    def replace_node(self, index: int, node: Node) -> Program:
+        """A copy with the node at combined ``index`` replaced (same id)."""
+        n_in = len(self.inputs)
+        nodes = list(self.nodes)
+        nodes[index - n_in] = node
+        return Program(self.opset, nodes, self.inputs, self.output, self.ids[n_in:])
+
+    def with_output(self, index: int) -> Program:
+        """A copy whose output is the node at combined ``index``."""
+        return Program(self.opset, self.nodes, self.inputs, index, self.ids[len(self.inputs):])

@@ -1,0 +1,99 @@
+"""Looking at a program: a readable formula, a node table, networkx and Graphviz DOT."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from graphs.program import Program
+
+
+def _render_all(program: Program) -> list[tuple[str, int]]:
+    """(text, precedence) for every index, expanding shared subexpressions."""
+    out: list[tuple[str, int]] = [(i.label, 100) for i in program.inputs]
+    for node in program.nodes:
+        op = node.op
+        parts = []
+        for a, need in zip(node.args, op.arg_precedence):
+            text, prec = out[a]
+            parts.append(f"({text})" if prec < need else text)
+        types = tuple(program.types[a] for a in node.args)
+        out.append((op.format(parts, types), op.precedence))
+    return out
+
+
+def formula(program: Program, index: int | None = None) -> str:
+    """The program's output (or the node at ``index``) as a formula, e.g.
+    ``0.1*Q(s,a) + (Q(s,a) - (r + γ*max_a' Qt(s',a')))^2``."""
+    return _render_all(program)[program.output if index is None else index][0]
+
+
+def node_table(program: Program) -> str:
+    """One line per node: id, type, op and arguments, flags and its formula."""
+    rendered = _render_all(program)
+    rows = []
+    for i, inp in enumerate(program.inputs):
+        flag = " trainable" if inp.trainable else ""
+        rows.append((program.ids[i], inp.type.name, f"input{flag}", inp.doc))
+    live = program.live
+    for k, node in enumerate(program.nodes):
+        idx = program.n_inputs + k
+        args = ", ".join(program.ids[a] for a in node.args)
+        flags = [f for f, on in (("frozen", node.frozen), ("dead", not live[idx]),
+                                  ("output", idx == program.output)) if on]
+        text = f"{node.op.name}({args})" + (f" [{', '.join(flags)}]" if flags else "")
+        rows.append((program.ids[idx], program.types[idx].name, text, rendered[idx][0]))
+    w = [max(len(r[c]) for r in rows) for c in range(3)]
+    return "\n".join(
+        f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:<{w[2]}}  {r[3]}".rstrip() for r in rows
+    )
+
+
+def to_networkx(program: Program) -> nx.DiGraph:
+    """A DiGraph with one vertex per input and node (keyed by id) and an edge per
+    argument; edges carry ``position`` (argument index)."""
+    g = nx.DiGraph(name=formula(program), opset=program.opset.name)
+    for i, inp in enumerate(program.inputs):
+        g.add_node(program.ids[i], kind="input", type=inp.type.name,
+                   trainable=inp.trainable, label=inp.label)
+    for k, node in enumerate(program.nodes):
+        idx = program.n_inputs + k
+        g.add_node(program.ids[idx], kind="op", op=node.op.name,
+                   type=program.types[idx].name, frozen=node.frozen,
+                   live=program.live[idx], output=idx == program.output)
+        for pos, a in enumerate(node.args):
+            # A node may use the same argument twice (e.g. Sub(x, x)); keep the first.
+            if not g.has_edge(program.ids[a], program.ids[idx]):
+                g.add_edge(program.ids[a], program.ids[idx], position=pos)
+    return g
+
+
+def _dot_quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def to_dot(program: Program) -> str:
+    """Graphviz DOT source; dead nodes are grey, frozen nodes are boxed twice."""
+    lines = ["digraph program {", "  rankdir=LR;", f"  label={_dot_quote(formula(program))};"]
+    for i, inp in enumerate(program.inputs):
+        if program.live[i]:
+            label = f"{inp.label}\\n{inp.type.name}"
+            lines.append(f"  {_dot_quote(program.ids[i])} [shape=ellipse, label=\"{label}\"];")
+    for k, node in enumerate(program.nodes):
+        idx = program.n_inputs + k
+        attrs = [f"label=\"{program.ids[idx]}: {node.op.name}\\n{program.types[idx].name}\"",
+                 "shape=box"]
+        if node.frozen:
+            attrs.append("peripheries=2")
+        if not program.live[idx]:
+            attrs.append("color=grey, fontcolor=grey")
+        if idx == program.output:
+            attrs.append("style=bold")
+        lines.append(f"  {_dot_quote(program.ids[idx])} [{', '.join(attrs)}];")
+        for pos, a in enumerate(node.args):
+            if program.live[a] or not program.live[idx]:
+                lines.append(
+                    f"  {_dot_quote(program.ids[a])} -> {_dot_quote(program.ids[idx])}"
+                    f" [label=\"{pos}\"];"
+                )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
