@@ -97,7 +97,7 @@ class Program:
     def _infer_types(self) -> tuple[ValueType, ...]:
         types = [i.type for i in self.inputs]
         table = self.opset.signature_table
-        for pos, node in enumerate(self.nodes):
+        for node in self.nodes:
             idx = len(types)
             op = node.op
             if len(node.args) != op.arity:
