@@ -114,3 +114,13 @@ def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarra
     """Gradients of the mean loss on a probe (see :func:`backward`)."""
     trace = forward(program, probe.feed, probe.net_outputs, np.random.default_rng(probe.seed))
     return backward(trace)
+
+
+def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], np.ndarray]:
+    """Gradients on the op set's probe number ``which``, cached on the program (the
+    validity check and the training-mode fingerprint both need them)."""
+    key = ("probe_grads", which)
+    grads = program._cache.get(key)
+    if grads is None:
+        grads = program._cache[key] = gradients(program, program.opset.probes()[which])
+    return grads

@@ -50,6 +50,11 @@ class Op:
         precedence: binding strength of the rendered text (higher binds tighter).
         arg_precedence: minimum precedence each rendered argument needs to appear
             without parentheses.
+        grad_args: per argument, whether a gradient flows through it.
+        faithful: per argument, whether the VJP never maps a non-zero cotangent to
+            zero (whatever the argument values): e.g. Add and Select are faithful,
+            Mul is not (the other factor may be zero), nor are shift-invariant ops
+            such as Softmax and Std. Used to prove a gradient non-zero cheaply.
     """
 
     name: str
@@ -64,6 +69,7 @@ class Op:
     precedence: int = 100
     arg_precedence: tuple[int, ...] = ()
     grad_args: tuple[bool, ...] = field(default=())
+    faithful: tuple[bool, ...] = field(default=())
 
     def __post_init__(self) -> None:
         arities = {len(s.args) for s in self.signatures}
@@ -74,6 +80,8 @@ class Op:
         if not self.grad_args:
             carries = self.backward is not None and self.kind == "compute"
             object.__setattr__(self, "grad_args", (carries,) * arity)
+        if not self.faithful:
+            object.__setattr__(self, "faithful", (False,) * arity)
         if not self.arg_precedence:
             object.__setattr__(self, "arg_precedence", (0,) * arity)
 

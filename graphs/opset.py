@@ -59,12 +59,14 @@ class OpSet:
         self._probes: list[Probe] | None = None
         self._ops_by_name = {op.name: op for op in self.ops}
         self._types_by_name = {t.name: t for t in self.types}
+        self.type_positions = {t: i for i, t in enumerate(self.types)}
         if len(self._ops_by_name) != len(self.ops):
             raise ValueError(f"op set {name}: duplicate op names")
         self.signature_table: dict[tuple[str, tuple[ValueType, ...]], ValueType] = {
             (op.name, sig.args): sig.out for op in self.ops for sig in op.signatures
         }
         self.trains = any(i.trainable for i in self.inputs)
+        self._nonzero_memo: dict[int, bool] = {}
 
     def __repr__(self) -> str:
         return f"OpSet({self.name}: {len(self.ops)} ops)"
@@ -111,7 +113,11 @@ class OpSet:
                 "any path that carries a gradient (paths through e.g. ArgMax carry none)",
                 program.describe(program.output),
             )
-        if numeric and not gradient_is_nonzero(program, self.probes()):
+        if (
+            numeric
+            and not program.gradient_provably_nonzero
+            and not gradient_is_nonzero(program)
+        ):
             raise ProgramError(
                 f"the gradient with respect to the outputs of {trainable} is identically "
                 "zero (or NaN) on the probe inputs, so training with this loss changes "
@@ -120,16 +126,32 @@ class OpSet:
             )
 
 
-def gradient_is_nonzero(program: Program, probes: Sequence[Probe]) -> bool:
-    """Whether the loss gradient is finite and non-zero somewhere on some probe."""
-    from graphs.execute import gradients
+def gradient_is_nonzero(program: Program) -> bool:
+    """Whether the loss gradient is finite and non-zero somewhere on some probe.
 
-    for probe in probes:
-        for g in gradients(program, probe).values():
+    Memoized by structural hash: structurally equal programs have equal gradients.
+    """
+    from graphs.equivalence import structural_hash
+    from graphs.execute import probe_gradients
+
+    opset = program.opset
+    key = structural_hash(program)
+    known = opset._nonzero_memo.get(key)
+    if known is not None:
+        return known
+    result = False
+    for which in range(len(opset.probes())):
+        for g in probe_gradients(program, which).values():
             mag = np.abs(g)
             if np.any((mag > ZERO_GRADIENT_TOL) & np.isfinite(mag)):
-                return True
-    return False
+                result = True
+                break
+        if result:
+            break
+    if len(opset._nonzero_memo) > 200_000:
+        opset._nonzero_memo.clear()
+    opset._nonzero_memo[key] = result
+    return result
 
 
 def _unknown(kind: str, name: object, known: dict[str, Any]) -> str:

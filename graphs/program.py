@@ -266,6 +266,45 @@ class Program:
                         reach[a] = True
         return tuple(reach)
 
+    @property
+    def gradient_provably_nonzero(self) -> bool:
+        """A cheap sufficient condition for a gradient that is not identically zero.
+
+        True when some application of a trainable input, with no live twin applying
+        the same parameter to the same argument, reaches the output along a single
+        path whose every step is through a *faithful* argument (see ``Op.faithful``):
+        the gradient is then a product of local Jacobians none of which can vanish.
+        Otherwise (several paths could cancel, or a step could annihilate) the
+        numeric check decides.
+        """
+        return self._cached("provable", self._compute_provable)
+
+    def _compute_provable(self) -> bool:
+        n_in = len(self.inputs)
+        uses: list[list[tuple[int, int]]] = [[] for _ in range(len(self))]
+        keys: dict[tuple[int, int], int] = {}
+        for idx, op, args in self.plan:
+            for pos, a in enumerate(args):
+                uses[a].append((idx, pos))
+            if op.kind == "apply":
+                keys[args] = keys.get(args, 0) + 1
+        for idx, op, args in self.plan:
+            if op.kind != "apply" or keys[args] != 1:
+                continue
+            if not (args[0] < n_in and self.inputs[args[0]].trainable):
+                continue
+            cur = idx
+            while cur != self.output:
+                if len(uses[cur]) != 1:
+                    break
+                nxt, pos = uses[cur][0]
+                if not self.nodes[nxt - n_in].op.faithful[pos]:
+                    break
+                cur = nxt
+            else:
+                return True
+        return False
+
     # -- validation ------------------------------------------------------------------
     def check(self, numeric: bool = True) -> None:
         """Raise :class:`ProgramError` with the reason if the program is invalid.
@@ -286,6 +325,24 @@ class Program:
         return True
 
     # -- editing -----------------------------------------------------------------------
+    def derive(
+        self,
+        nodes: Sequence[Node],
+        types: Sequence[ValueType],
+        output: int | None = None,
+        ids: Sequence[str] | None = None,
+    ) -> Program:
+        """A program with the same inputs (and ids, unless given) but new ``nodes``
+        whose output ``types`` the caller has already inferred. Skips type inference:
+        for generators and mutators, which only ever build type-valid nodes."""
+        child = object.__new__(Program)
+        child.opset, child.inputs = self.opset, self.inputs
+        child.ids = self.ids if ids is None else self.ids[: self.n_inputs] + tuple(ids)
+        child.nodes, child.types = tuple(nodes), tuple(types)
+        child.output = self.output if output is None else output
+        child._key, child._cache = None, {}
+        return child
+
     def replace_node(self, index: int, node: Node) -> Program:
         """A copy with the node at combined ``index`` replaced (same id)."""
         n_in = len(self.inputs)

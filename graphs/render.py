@@ -68,32 +68,32 @@ def to_networkx(program: Program) -> nx.DiGraph:
 
 
 def _dot_quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # Backslashes are kept: labels use DOT's own "\n" escape for line breaks.
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def to_dot(program: Program) -> str:
     """Graphviz DOT source; dead nodes are grey, frozen nodes are boxed twice."""
-    lines = ["digraph program {", "  rankdir=LR;", f"  label={_dot_quote(formula(program))};"]
+    q = _dot_quote
+    lines = ["digraph program {", "  rankdir=LR;", f"  label={q(formula(program))};"]
+    used = {a for n in program.nodes for a in n.args}
     for i, inp in enumerate(program.inputs):
-        if program.live[i]:
-            label = f"{inp.label}\\n{inp.type.name}"
-            lines.append(f"  {_dot_quote(program.ids[i])} [shape=ellipse, label=\"{label}\"];")
+        if i in used or program.live[i]:
+            grey = "" if program.live[i] else ", color=grey, fontcolor=grey"
+            label = q(f"{inp.label}\\n{inp.type.name}")
+            lines.append(f"  {q(program.ids[i])} [shape=ellipse, label={label}{grey}];")
     for k, node in enumerate(program.nodes):
         idx = program.n_inputs + k
-        attrs = [f"label=\"{program.ids[idx]}: {node.op.name}\\n{program.types[idx].name}\"",
-                 "shape=box"]
+        label = q(f"{program.ids[idx]}: {node.op.name}\\n{program.types[idx].name}")
+        attrs = [f"label={label}", "shape=box"]
         if node.frozen:
             attrs.append("peripheries=2")
         if not program.live[idx]:
             attrs.append("color=grey, fontcolor=grey")
         if idx == program.output:
             attrs.append("style=bold")
-        lines.append(f"  {_dot_quote(program.ids[idx])} [{', '.join(attrs)}];")
+        lines.append(f"  {q(program.ids[idx])} [{', '.join(attrs)}];")
         for pos, a in enumerate(node.args):
-            if program.live[a] or not program.live[idx]:
-                lines.append(
-                    f"  {_dot_quote(program.ids[a])} -> {_dot_quote(program.ids[idx])}"
-                    f" [label=\"{pos}\"];"
-                )
+            lines.append(f"  {q(program.ids[a])} -> {q(program.ids[idx])} [label=\"{pos}\"];")
     lines.append("}")
     return "\n".join(lines) + "\n"

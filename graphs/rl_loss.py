@@ -75,14 +75,29 @@ def _call(name: str):
 
 
 def _over_actions(name: str):
-    """``max_a' Q(s,a')`` for a network's values, else ``max_a'(x)``."""
+    """``max_a' Q(s,a')`` when the argument is a network's values (``·`` marks the
+    free action), ``max_a'(Q(s,a') + r)`` for a composite argument."""
 
     def render(a: tuple[str, ...], t) -> str:
-        if "·" in a[0]:
-            return f"{name}_a' " + a[0].replace("·", "a'")
-        return f"{name}_a'({a[0]})"
+        text = a[0].replace("·", "a'")
+        if "·" in a[0] and _is_atom(text):
+            return f"{name}_a' {text}"
+        return f"{name}_a'{text}" if text.startswith("(") else f"{name}_a'({text})"
 
     return render
+
+
+def _is_atom(text: str) -> bool:
+    """No operator or space outside parentheses or bars (e.g. ``f(x + y)``, ``|x|``)."""
+    depth = 0
+    for c in text:
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and c in " +-*/^":
+            return False
+    return True
 
 
 def _select(a: tuple[str, ...], t) -> str:
@@ -182,26 +197,31 @@ OPS = (
        render=lambda a, t: f"{a[0]}({a[1]},·)", precedence=ATOM),
     Op("Select", (_sig(LIST, ACTION, FLOAT),), _select_fwd, _select_bwd,
        doc="list[b, a_b]", render=_select, precedence=ATOM,
-       grad_args=(True, False)),
+       grad_args=(True, False),
+       faithful=(True, False)),
     Op("ArgMax", (_sig(LIST, ACTION),), lambda x: x.argmax(axis=1), None,
        doc="argmax over actions (carries no gradient)",
        render=_over_actions("argmax"), precedence=PREFIX),
     Op("Max", (_sig(LIST, FLOAT),), lambda x: x.max(axis=1, keepdims=True),
        lambda g, out, x: (g * _onehot_max(x),),
-       doc="max over actions", render=_over_actions("max"), precedence=PREFIX),
+       doc="max over actions", render=_over_actions("max"), precedence=PREFIX,
+       faithful=(True,)),
     Op("Sum", (_sig(LIST, FLOAT),), lambda x: x.sum(axis=1, keepdims=True),
        lambda g, out, x: (np.broadcast_to(g, x.shape),),
-       doc="sum over actions", render=_over_actions("sum"), precedence=PREFIX),
+       doc="sum over actions", render=_over_actions("sum"), precedence=PREFIX,
+       faithful=(True,)),
     Op("Mean", (_sig(LIST, FLOAT),), lambda x: x.mean(axis=1, keepdims=True),
        lambda g, out, x: (np.broadcast_to(g / x.shape[1], x.shape),),
-       doc="mean over actions", render=_over_actions("mean"), precedence=PREFIX),
+       doc="mean over actions", render=_over_actions("mean"), precedence=PREFIX,
+       faithful=(True,)),
     Op("Std", (_sig(LIST, FLOAT),), _std_fwd(1), _std_bwd(1),
        doc="standard deviation over actions", render=_over_actions("std"),
        precedence=PREFIX),
     Op("LogSumExp", (_sig(LIST, FLOAT),), _logsumexp,
        lambda g, out, x: (g * np.exp(x - out),),
        doc="log-sum-exp over actions", render=_over_actions("logsumexp"),
-       precedence=PREFIX),
+       precedence=PREFIX,
+       faithful=(True,)),
     Op("Softmax", (_sig(LIST, PROB),), _softmax,
        lambda g, out, x: (out * (g - (g * out).sum(axis=1, keepdims=True)),),
        doc="softmax over actions", render=_call("softmax"), precedence=ATOM),
@@ -214,18 +234,21 @@ OPS = (
        lambda p, q: (p * (np.log(p + EPS_LOG) - np.log(q + EPS_LOG))).sum(
            axis=1, keepdims=True),
        lambda g, out, p, q: (
-           g * (np.log(p + EPS_LOG) - np.log(q + EPS_LOG) + p / (p + EPS_LOG)),
-           -g * p / (q + EPS_LOG)),
+           unbroadcast(g * (np.log(p + EPS_LOG) - np.log(q + EPS_LOG) + p / (p + EPS_LOG)),
+                       p.shape),
+           unbroadcast(-g * p / (q + EPS_LOG), q.shape)),
        doc="KL(p||q); order matters", render=lambda a, t: f"KL({a[0]} || {a[1]})",
        precedence=ATOM),
     Op("Add", BROADCAST, lambda x, y: x + y,
        lambda g, out, x, y: (unbroadcast(g, x.shape), unbroadcast(g, y.shape)),
        doc="x + y", commutative=True, broadcasts=True, render=_infix(" + "),
-       precedence=SUM, arg_precedence=(SUM, SUM)),
+       precedence=SUM, arg_precedence=(SUM, SUM),
+       faithful=(True, True)),
     Op("Sub", BROADCAST, lambda x, y: x - y,
        lambda g, out, x, y: (unbroadcast(g, x.shape), unbroadcast(-g, y.shape)),
        doc="x - y; order matters", broadcasts=True, render=_infix(" - "),
-       precedence=SUM, arg_precedence=(SUM, SUM + 1)),
+       precedence=SUM, arg_precedence=(SUM, SUM + 1),
+       faithful=(True, True)),
     Op("Mul", _same(), lambda x, y: x * y,
        lambda g, out, x, y: (unbroadcast(g * y, x.shape), unbroadcast(g * x, y.shape)),
        doc="x * y", commutative=True, broadcasts=True, render=_infix("*"),
@@ -250,30 +273,37 @@ OPS = (
                              unbroadcast(-g * (x - y), y.shape)),
        doc="0.5*(x-y)^2, summed over actions for lists", commutative=True,
        broadcasts=True, render=_sqdist, precedence=PRODUCT,
-       arg_precedence=(SUM, SUM + 1)),
+       arg_precedence=(SUM, SUM + 1),
+       faithful=(True, True)),
     Op("Square", _unary(), np.square, lambda g, out, x: (2.0 * g * x,),
        doc="x^2", render=lambda a, t: f"{a[0]}^2", precedence=POWER,
-       arg_precedence=(POWER + 1,)),
+       arg_precedence=(POWER + 1,),
+       faithful=(True,)),
     Op("Div", _same(), lambda x, y: x / (y + EPS_DIV),
        lambda g, out, x, y: (unbroadcast(g / (y + EPS_DIV), x.shape),
                              unbroadcast(-g * x / np.square(y + EPS_DIV), y.shape)),
        doc="x / (y + 1e-10); order matters", broadcasts=True, render=_infix("/"),
-       precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT + 1)),
+       precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT + 1),
+       faithful=(True, False)),
     Op("Abs", _unary(), np.abs, lambda g, out, x: (g * np.sign(x),),
-       doc="|x|", render=lambda a, t: f"|{a[0]}|", precedence=ATOM),
+       doc="|x|", render=lambda a, t: f"|{a[0]}|", precedence=ATOM,
+       faithful=(True,)),
     Op("Log", _unary(), lambda x: np.log(np.abs(x) + EPS_LOG),
        lambda g, out, x: (g * np.sign(x) / (np.abs(x) + EPS_LOG),),
-       doc="log(|x| + 1e-12)", render=lambda a, t: f"log|{a[0]}|", precedence=ATOM),
+       doc="log(|x| + 1e-12)", render=lambda a, t: f"log|{a[0]}|", precedence=ATOM,
+       faithful=(True,)),
     Op("Exp", _unary(), _exp, lambda g, out, x: (g * out * (out < EXP_CLIP),),
        doc="clip(exp x, -1e10, 1e10)", render=_call("exp"), precedence=ATOM),
     Op("MeanBatch", _unary(), lambda x: x.mean(axis=0, keepdims=True), _batch_mean_bwd,
-       doc="mean over the batch", render=_call("mean_batch"), precedence=ATOM),
+       doc="mean over the batch", render=_call("mean_batch"), precedence=ATOM,
+       faithful=(True,)),
     Op("StdBatch", _unary(), _std_fwd(0), _std_bwd(0),
        doc="standard deviation over the batch", render=_call("std_batch"),
        precedence=ATOM),
     Op("Tenth", (_sig(FLOAT, FLOAT),), lambda x: 0.1 * x, lambda g, out, x: (0.1 * g,),
        doc="0.1 * x", render=lambda a, t: f"0.1*{a[0]}", precedence=PRODUCT,
-       arg_precedence=(PRODUCT,)),
+       arg_precedence=(PRODUCT,),
+       faithful=(True,)),
     _const("Const0.5", 0.5),
     _const("Const0.2", 0.2),
     _const("Const0.1", 0.1),

@@ -9,9 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ValueType:
-    """A value type, e.g. FLOAT ``(B,1)`` or LIST ``(B,A)``."""
+    """A value type, e.g. FLOAT ``(B,1)`` or LIST ``(B,A)``.
+
+    Each type is defined once by its op set, so identity is equality (and hashing
+    stays a C-level pointer hash on hot paths).
+    """
 
     name: str
     shape: str = ""

@@ -1,0 +1,185 @@
+"""Functional equivalence: canonical structure and fingerprints (FEC).
+
+Two steps, cheapest first:
+
+1. **Structural canonicalization.** Dead nodes are pruned, identical
+   subexpressions merged, and the arguments of commutative ops ordered, giving a
+   structural hash (and, for people, a canonical :class:`Program`). Programs with
+   equal structural hashes compute the same function, so their fingerprint is
+   memoized by it.
+2. **Fingerprint** on the op set's fixed probe inputs (for RL losses: 10 samples,
+   4-d states, 4 actions, FLOATs in U(-100,100), two different random MLPs):
+
+   * ``"output"`` mode, as in the paper: round the per-sample outputs to 4
+     decimals and hash the whole vector.
+   * ``"training"`` mode (the default): hash the gradient of the mean loss with
+     respect to every trainable network output (Q(s,.) and, where used, Q(s',.)),
+     divided by its L2 norm and rounded to 6 decimals. Adam is invariant to a
+     positive rescaling of the loss, and a term that does not depend on the online
+     network leaves every update unchanged, so losses that agree here train
+     identically: DQN and DQN + log|Y|, or δ² and 0.5·δ², share a fingerprint.
+     It is the default because such duplicates are common in search (any dangling
+     target-only term) and training them again only buys evaluation noise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+
+import numpy as np
+
+from graphs.errors import ProgramError
+from graphs.program import Node, Program
+
+MODES = ("training", "output")
+DEFAULT_DECIMALS = {"output": 4, "training": 6}
+
+
+# -- structure ---------------------------------------------------------------------------
+def node_hashes(program: Program) -> list[int | None]:
+    """A content hash for every live index (None for dead ones).
+
+    Hashes are built from op positions in the op set and input positions only, so
+    they are stable across processes. Random-draw ops keep their identity (two N(0,1)
+    nodes are two different draws).
+    """
+    n_in = program.n_inputs
+    op_pos = _op_positions(program)
+    hashes: list[int | None] = [None] * len(program)
+    for i in range(n_in):
+        hashes[i] = hash((-1, i))
+    draws = 0
+    for idx, op, args in program.plan:
+        children = [hashes[a] for a in args]
+        if op.commutative and len({program.types[a] for a in args}) == 1:
+            children.sort()
+        if op.kind == "random":
+            draws += 1
+            children.append(-draws)
+        hashes[idx] = hash((op_pos[op.name], *children))
+    return hashes
+
+
+def _op_positions(program: Program) -> dict[str, int]:
+    opset = program.opset
+    pos = getattr(opset, "_op_positions", None)
+    if pos is None:
+        pos = {op.name: i for i, op in enumerate(opset.ops)}
+        opset._op_positions = pos
+    return pos
+
+
+def structural_hash(program: Program) -> int:
+    """Equal for programs with the same canonical structure."""
+    cached = program._cache.get("shash")
+    if cached is None:
+        cached = program._cache["shash"] = node_hashes(program)[program.output]
+    return cached
+
+
+def canonicalize(program: Program) -> Program:
+    """The canonical form: live nodes only, shared subexpressions merged,
+    commutative arguments ordered, nodes in a structure-determined order and named
+    ``n0, n1, ...``. Frozen flags are kept."""
+    hashes = node_hashes(program)
+    n_in = program.n_inputs
+    new_index: dict[int, int] = {i: i for i in range(n_in)}  # by content hash
+    by_hash: dict[int, int] = {hashes[i]: i for i in range(n_in)}
+    nodes: list[Node] = []
+
+    def visit(idx: int) -> int:
+        h = hashes[idx]
+        if h in by_hash:
+            return by_hash[h]
+        node = program.node(idx)
+        args = list(node.args)
+        if node.op.commutative and len({program.types[a] for a in args}) == 1:
+            args.sort(key=lambda a: hashes[a])
+        mapped = tuple(visit(a) for a in args)
+        nodes.append(Node(node.op, mapped, node.frozen))
+        by_hash[h] = n_in + len(nodes) - 1
+        return by_hash[h]
+
+    del new_index
+    out = visit(program.output)
+    return Program(program.opset, nodes, program.inputs, output=out)
+
+
+# -- fingerprints --------------------------------------------------------------------------
+class FEC:
+    """Fingerprints programs for the functional-equivalence check.
+
+    Args:
+        mode: ``"training"`` (default) or ``"output"``; see the module docstring.
+        decimals: rounding before hashing (default 6 for training, 4 for output).
+        memo_size: fingerprints remembered by structural hash (LRU).
+    """
+
+    def __init__(self, mode: str = "training", decimals: int | None = None,
+                 memo_size: int = 100_000) -> None:
+        if mode not in MODES:
+            raise ProgramError(f"unknown FEC mode {mode!r}; choose one of {', '.join(MODES)}",
+                               "mode")
+        self.mode = mode
+        self.decimals = DEFAULT_DECIMALS[mode] if decimals is None else decimals
+        self.memo_size = memo_size
+        self._memo: OrderedDict[tuple[str, int], str] = OrderedDict()
+
+    def __repr__(self) -> str:
+        return f"FEC(mode={self.mode!r}, decimals={self.decimals})"
+
+    def __call__(self, program: Program) -> str:
+        return self.fingerprint(program)
+
+    def fingerprint(self, program: Program) -> str:
+        """A hex fingerprint; equal fingerprints mean equivalent programs."""
+        key = (program.opset.name, structural_hash(program))
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._memo.move_to_end(key)
+            return hit
+        fp = self._compute(program)
+        self._memo[key] = fp
+        if len(self._memo) > self.memo_size:
+            self._memo.popitem(last=False)
+        return fp
+
+    def _compute(self, program: Program) -> str:
+        from graphs.execute import forward, probe_gradients
+
+        probe = program.opset.probes()[0]
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{program.opset.name}|{self.mode}|{self.decimals}".encode())
+        if self.mode == "output":
+            rng = np.random.default_rng(probe.seed)
+            out = forward(program, probe.feed, probe.net_outputs, rng).output
+            n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
+            _update(h, np.broadcast_to(out, (n, 1)), self.decimals)
+            return "o" + h.hexdigest()
+        grads = probe_gradients(program, 0)
+        keys = sorted(grads)
+        with np.errstate(all="ignore"):
+            norm = float(np.sqrt(sum(float(np.sum(np.square(grads[k]))) for k in keys)))
+        scale = norm if np.isfinite(norm) and norm > 0 else 1.0
+        for k in keys:
+            g = grads[k] / scale
+            if not np.any(np.round(g, self.decimals)):
+                continue  # an all-zero block is the same as no gradient there
+            h.update(repr(k).encode())
+            _update(h, g, self.decimals)
+        return "t" + h.hexdigest()
+
+
+def _update(h: hashlib._Hash, values: np.ndarray, decimals: int) -> None:
+    with np.errstate(all="ignore"):
+        r = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0  # -0.0 -> 0.0
+    r = np.where(np.isnan(r), np.nan, r)  # one NaN bit pattern
+    h.update(str(r.shape).encode())
+    h.update(np.ascontiguousarray(r).tobytes())
+
+
+def equivalent(a: Program, b: Program, mode: str = "training") -> bool:
+    """Whether two programs share a fingerprint in ``mode``."""
+    fec = FEC(mode)
+    return fec(a) == fec(b)
