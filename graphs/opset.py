@@ -106,13 +106,15 @@ class OpSet:
             )
         if not self.trains:
             return
-        trainable = ", ".join(i.name for i in program.inputs if i.trainable)
+        trainable = ", ".join(i.name for i in program.inputs if i.trainable) or "(none)"
         if not program.carries_gradient[program.output]:
             raise ProgramError(
                 f"the output does not depend on the trainable input(s) {trainable} through "
                 "any path that carries a gradient (paths through e.g. ArgMax carry none)",
                 program.describe(program.output),
             )
+        if numeric and not program.gradient_provably_nonzero:
+            self._check_probe_inputs(program)
         if (
             numeric
             and not program.gradient_provably_nonzero
@@ -124,6 +126,21 @@ class OpSet:
                 "nothing",
                 program.describe(program.output),
             )
+
+
+    def _check_probe_inputs(self, program: Program) -> None:
+        """The probes feed the standard inputs only; anything else can't be checked."""
+        standard = {i.name: i for i in self.inputs}
+        for i, inp in enumerate(program.inputs):
+            std = standard.get(inp.name)
+            if program.live[i] and (std is None or std.type is not inp.type
+                                    or std.trainable != inp.trainable):
+                known = ", ".join(f"{s.name}: {s.type.name}" for s in self.inputs)
+                raise ProgramError(
+                    f"input {inp.name!r} ({inp.type.name}) is not one of the {self.name} op "
+                    f"set's inputs ({known}), so its gradient cannot be checked numerically",
+                    program.describe(i),
+                )
 
 
 def gradient_is_nonzero(program: Program) -> bool:
@@ -171,8 +188,8 @@ def register_opset(opset: OpSet) -> OpSet:
 
 def get_opset(name: str) -> OpSet:
     """The registered op set called ``name``."""
-    if name not in _REGISTRY:
-        import graphs.rl_loss  # noqa: F401  (registers the built-in op set)
+    import graphs.rl_loss  # noqa: F401  (registers the built-in op set)
+
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):

@@ -87,6 +87,11 @@ class Program:
         self.ids: tuple[str, ...] = tuple(i.name for i in self.inputs) + tuple(ids)
         if len(self.ids) != total:
             raise ProgramError(f"expected {len(self.nodes)} node ids, got {len(ids)}", "ids")
+        if len(set(self.ids)) != total:
+            seen: set[str] = set()
+            dup = next(i for i in self.ids if i in seen or seen.add(i))
+            raise ProgramError(f"the name {dup!r} is used twice (ids must be unique and must "
+                               "not repeat an input name)", "ids")
         if not n_in <= self.output < total:
             raise ProgramError(f"output index {self.output} is not an operator node", "output")
         self.types: tuple[ValueType, ...] = self._infer_types()

@@ -1,0 +1,151 @@
+"""Benchmarks for the program-graph core (issue: program graphs).
+
+Measures, on one core:
+  * fingerprints/s for 20-node programs (cold: no memo, no cached gradients), per FEC mode;
+  * valid mutations/s from every built-in and along a random walk (p = 0.95);
+  * validity of 100,000 mutations from every built-in, re-checked independently
+    (structural check plus a fresh numeric gradient check that bypasses the
+    provable-gradient shortcut and the memo).
+Figures are medians over repetitions. Run: ``make bench`` or
+``.venv/bin/python bench/bench_graphs.py [--quick]``; results go to
+``results/bench/graphs.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from graphs.equivalence import FEC, MODES  # noqa: E402
+from graphs.execute import gradients  # noqa: E402
+from graphs.generate import seeded_program  # noqa: E402
+from graphs.library import BUILTINS, builtin  # noqa: E402
+from graphs.mutation import Mutator  # noqa: E402
+from graphs.opset import ZERO_GRADIENT_TOL  # noqa: E402
+from graphs.program import Program  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pin_to_one_core() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        core = sorted(os.sched_getaffinity(0))[0]
+        os.sched_setaffinity(0, {core})
+        return f"pinned to core {core}"
+    return "not pinned"
+
+
+def uncached(p: Program) -> Program:
+    """A copy without memoized results (plans, gradients, fingerprints)."""
+    return Program(p.opset, p.nodes, p.inputs, p.output, p.ids[p.n_inputs:])
+
+
+def bench_fingerprints(n: int, reps: int) -> dict:
+    programs = [seeded_program("dqn", 13, seed=i) for i in range(n)]  # 7 + 13 = 20 nodes
+    assert all(len(p.nodes) == 20 for p in programs)
+    out = {}
+    for mode in MODES:
+        rates = []
+        for _ in range(reps):
+            fresh = [uncached(p) for p in programs]
+            fec = FEC(mode, memo_size=0)
+            t0 = time.perf_counter()
+            for p in fresh:
+                fec._compute(p)
+            rates.append(n / (time.perf_counter() - t0))
+        out[mode] = {"programs_per_s": statistics.median(rates), "reps": rates}
+    out["live_nodes_mean"] = float(np.mean([len(p.plan) for p in programs]))
+    return out
+
+
+def bench_mutations(n: int, reps: int) -> dict:
+    out = {}
+    starts = {name: builtin(name) for name in BUILTINS}
+    starts["walk(dqn+14)"] = seeded_program("dqn", 14, seed=0)
+    for name, start in starts.items():
+        rates = []
+        for r in range(reps):
+            mutator = Mutator(p=0.95)  # fresh memo-free mutator; op-set memo persists
+            rng = random.Random(r)
+            cur = uncached(start)
+            t0 = time.perf_counter()
+            if name.startswith("walk"):
+                for _ in range(n):
+                    cur = mutator(cur, rng)
+            else:
+                for _ in range(n):
+                    mutator(cur, rng)
+            rates.append(n / (time.perf_counter() - t0))
+        out[name] = {"mutations_per_s": statistics.median(rates), "reps": rates}
+    return out
+
+
+def strictly_valid(p: Program) -> bool:
+    """Validity re-checked without shortcuts: structure, then fresh numeric gradients."""
+    if not p.is_valid(numeric=False):
+        return False
+    for probe in p.opset.probes():
+        for g in gradients(p, probe).values():
+            mag = np.abs(g)
+            if np.any((mag > ZERO_GRADIENT_TOL) & np.isfinite(mag)):
+                return True
+    return False
+
+
+def bench_validity(n: int) -> dict:
+    out = {}
+    for name in BUILTINS:
+        mutator, rng, base = Mutator(p=0.95), random.Random(1), builtin(name)
+        children = [mutator(base, rng) for _ in range(n)]
+        valid = sum(strictly_valid(uncached(c)) for c in children)
+        out[name] = {"mutations": n, "valid": valid, "valid_fraction": valid / n}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke run)")
+    ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "graphs.json"))
+    args = ap.parse_args()
+    pinned = pin_to_one_core()
+    reps = 3 if args.quick else 5
+    fp = bench_fingerprints(300 if args.quick else 2000, reps)
+    mut = bench_mutations(2000 if args.quick else 20_000, reps)
+    val = bench_validity(2000 if args.quick else 100_000)
+    result = {
+        "machine": {"python": platform.python_version(), "numpy": np.__version__,
+                    "cpu": platform.processor() or platform.machine(), "affinity": pinned},
+        "fingerprints_20_nodes": fp,
+        "mutations": mut,
+        "validity": val,
+        "command": "python bench/bench_graphs.py" + (" --quick" if args.quick else ""),
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+
+    print(f"one core ({pinned}); medians of {reps} repetitions")
+    print(f"fingerprints, 20-node programs ({fp['live_nodes_mean']:.1f} live nodes on average):")
+    for mode in MODES:
+        print(f"  {mode:<9} {fp[mode]['programs_per_s']:>9.0f} programs/s   (target >= 5,000)")
+    print("valid mutations/s (p = 0.95; target >= 20,000):")
+    for name, r in mut.items():
+        print(f"  {name:<13} {r['mutations_per_s']:>9.0f}")
+    print("validity of mutations, re-checked without shortcuts (target 100%):")
+    for name, r in val.items():
+        print(f"  {name:<13} {r['valid']:>7}/{r['mutations']}  ({r['valid_fraction']:.4%})")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
