@@ -44,10 +44,13 @@ def fill(
     n_in = template.n_inputs
     trains = opset.trains
     pinned = {a for n, f in zip(template.nodes, free) if not f for a in n.args}
+    trainable = [inp.trainable for inp in template.inputs]
+    sample = sampler.sample
     for _ in range(max_tries):
         pool = Pool(opset)
         for inp in template.inputs:
             pool.add(inp.type, False)  # only applications of a trainable input carry
+        flags = pool.flags
         types = list(template.types[:n_in])
         nodes: list[Node] = []
         ok = True
@@ -57,16 +60,20 @@ def fill(
                 node, out = old, template.types[idx]
             elif idx == template.output:
                 try:
-                    node, out = sampler.sample(pool, rng, opset.output_type, carry=trains)
+                    node, out = sample(pool, rng, opset.output_type, carry=trains)
                 except ProgramError:
                     ok = False
                     break
             else:
-                need = template.types[idx] if idx in pinned else None
-                node, out = sampler.sample(pool, rng, need)
+                node, out = sample(pool, rng, template.types[idx] if idx in pinned else None)
             nodes.append(node)
             types.append(out)
-            pool.add(out, _carries(node, pool.flags, template))
+            op, args = node.op, node.args
+            if op.kind == "apply":
+                carries = args[0] < n_in and trainable[args[0]]
+            else:
+                carries = any(flags[args[p]] for p in op.grad_positions)
+            pool.add(out, carries)
         if not ok:
             continue
         child = template.derive(nodes, types)
@@ -77,14 +84,6 @@ def fill(
         f"no valid program found in {max_tries} random draws; check that the allowed "
         "ops can connect the output to the trainable input"
     )
-
-
-def _carries(node: Node, flags: list[bool], program: Program) -> bool:
-    op = node.op
-    if op.kind == "apply":
-        p = node.args[0]
-        return p < program.n_inputs and program.inputs[p].trainable
-    return any(g and flags[a] for g, a in zip(op.grad_args, node.args))
 
 
 def random_program(

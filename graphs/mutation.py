@@ -10,7 +10,7 @@ until the child is valid, so every child is valid.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from graphs.errors import ProgramError
@@ -50,16 +50,24 @@ class Mutator:
             random program of the same shape.
         ops: restrict the ops that mutation may introduce (default: the whole op set).
         max_tries: point-mutation draws before falling back to a fresh program.
+        fresh: draws a brand-new program, e.g. the search space's initial
+            distribution (``lambda rng: seeded_program("dqn", 14, rng)``). By default
+            every non-frozen node of the parent is redrawn.
     """
 
     def __init__(
-        self, p: float = 0.95, ops: Sequence[Op | str] | None = None, max_tries: int = 200
+        self,
+        p: float = 0.95,
+        ops: Sequence[Op | str] | None = None,
+        max_tries: int = 200,
+        fresh: Callable[[random.Random], Program] | None = None,
     ) -> None:
         if not 0.0 <= p <= 1.0:
             raise ProgramError(f"mutation probability must be in [0, 1], got {p}", "p")
         self.p = p
         self.ops = None if ops is None else tuple(ops)
         self.max_tries = max_tries
+        self.fresh = fresh
         self._samplers: dict[str, ChoiceSampler] = {}
 
     def __repr__(self) -> str:
@@ -85,6 +93,8 @@ class Mutator:
             child = self.point(parent, rng)
             if child is not None:
                 return child
+        if self.fresh is not None:
+            return self.fresh(rng), Mutation("fresh")
         return resample_free_nodes(parent, rng, self.sampler(parent.opset)), Mutation("fresh")
 
     def point(self, parent: Program, rng: random.Random) -> tuple[Program, Mutation] | None:
@@ -97,7 +107,7 @@ class Mutator:
         consumed = parent._cached("consumed", lambda: _consumed(parent))
         parent_valid = parent._cache.get("valid") or parent.is_valid()
         parent._cache["valid"] = parent_valid
-        live, carries = parent.live, parent.carries_gradient
+        live = parent.live
         trains = parent.opset.trains
         for _ in range(self.max_tries):
             idx = rng.choice(free)
@@ -108,7 +118,7 @@ class Mutator:
             is_out = idx == parent.output
             if is_out:
                 need = parent.opset.output_type
-            pool = Pool.of(parent.opset, parent.types, carries, idx)
+            pool = Pool.prefix(parent, idx)
             try:
                 node, out = sampler.sample(pool, rng, need, carry=is_out and trains)
             except ProgramError:

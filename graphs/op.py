@@ -80,12 +80,16 @@ class Op:
         if not self.grad_args:
             carries = self.backward is not None and self.kind == "compute"
             object.__setattr__(self, "grad_args", (carries,) * arity)
+        object.__setattr__(
+            self, "grad_positions", tuple(i for i, g in enumerate(self.grad_args) if g)
+        )
         if not self.faithful:
             object.__setattr__(self, "faithful", (False,) * arity)
         if not self.arg_precedence:
             object.__setattr__(self, "arg_precedence", (0,) * arity)
 
     arity: int = field(init=False, default=0)
+    grad_positions: tuple[int, ...] = field(init=False, default=())
 
     def __repr__(self) -> str:
         return f"Op({self.name})"

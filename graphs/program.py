@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from graphs.errors import ProgramError
 from graphs.op import Op
@@ -40,9 +40,11 @@ class Input:
         return self.symbol or self.name
 
 
-@dataclass(frozen=True)
-class Node:
-    """An operator node: ``op`` applied to earlier nodes ``args`` (indices)."""
+class Node(NamedTuple):
+    """An operator node: ``op`` applied to earlier nodes ``args`` (indices).
+
+    ``frozen`` nodes are never changed by mutation.
+    """
 
     op: Op
     args: tuple[int, ...]
@@ -226,15 +228,14 @@ class Program:
     def _compute_carries(self) -> tuple[bool, ...]:
         n_in = len(self.inputs)
         carries = [False] * len(self)
-        for i, node in enumerate(self.nodes):
-            op = node.op
+        for i, (op, args, _) in enumerate(self.nodes, n_in):
             if op.kind == "apply":
-                param = node.args[0]
-                carries[n_in + i] = param < n_in and self.inputs[param].trainable
+                carries[i] = args[0] < n_in and self.inputs[args[0]].trainable
             else:
-                carries[n_in + i] = any(
-                    g and carries[a] for g, a in zip(op.grad_args, node.args)
-                )
+                for p in op.grad_positions:
+                    if carries[args[p]]:
+                        carries[i] = True
+                        break
         return tuple(carries)
 
     @property

@@ -17,10 +17,12 @@ import bisect
 import random
 from collections.abc import Sequence
 
+import numpy as np
+
 from graphs.errors import ProgramError
 from graphs.op import Op, Signature
 from graphs.opset import OpSet
-from graphs.program import Node
+from graphs.program import Node, Program
 from graphs.types import ValueType
 
 
@@ -51,6 +53,25 @@ class Pool:
             pool.add(types[i], carries[i])
         return pool
 
+    @classmethod
+    def prefix(cls, program: Program, end: int) -> Pool:
+        """The pool of ``program``'s indices below ``end`` (per-type index lists are
+        cached on the program, so this costs a few slices)."""
+        groups = program._cached("type_groups", lambda: _type_groups(program))
+        pool = cls.__new__(cls)
+        pool._pos = pos = program.opset.type_positions
+        pool.flags = program.carries_gradient
+        pool.by_type = {}
+        pool.counts = [0] * len(pos)
+        pool.carrying = [0] * len(pos)
+        for t, (members, carrying) in groups.items():
+            k = bisect.bisect_left(members, end)
+            if k:
+                pool.by_type[t] = members[:k]
+                pool.counts[pos[t]] = k
+                pool.carrying[pos[t]] = bisect.bisect_left(carrying, end)
+        return pool
+
     def add(self, t: ValueType, carries: bool) -> None:
         group = self.by_type.get(t)
         if group is None:
@@ -63,6 +84,18 @@ class Pool:
         self.flags.append(carries)
 
 
+def _type_groups(program: Program) -> dict[ValueType, tuple[list[int], list[int]]]:
+    """Per type: all indices, and the gradient-carrying ones, in ascending order."""
+    groups: dict[ValueType, tuple[list[int], list[int]]] = {}
+    carries = program.carries_gradient
+    for i, t in enumerate(program.types):
+        members, carrying = groups.setdefault(t, ([], []))
+        members.append(i)
+        if carries[i]:
+            carrying.append(i)
+    return groups
+
+
 class ChoiceSampler:
     """Draws type-valid (op, args) choices uniformly, optionally for a required type."""
 
@@ -70,7 +103,18 @@ class ChoiceSampler:
         self.opset = opset
         chosen = None if ops is None else [o if isinstance(o, Op) else opset.op(o) for o in ops]
         self.choices: list[tuple[Op, Signature]] = opset.choices(chosen)
-        self._types = opset.types
+        pos = opset.type_positions
+        n_types = len(pos)
+        arity = max((len(sig.args) for _, sig in self.choices), default=0)
+        # Per choice and argument slot: the type's position, or n_types (a count of 1)
+        # for unused slots; and whether the slot passes gradients.
+        self._slots = np.full((len(self.choices), max(arity, 1)), n_types, dtype=np.int64)
+        self._grad = np.zeros(self._slots.shape, dtype=bool)
+        for k, (op, sig) in enumerate(self.choices):
+            for j, t in enumerate(sig.args):
+                self._slots[k, j] = pos[t]
+                self._grad[k, j] = op.grad_args[j]
+        self._out = {t: np.array([sig.out is t for _, sig in self.choices]) for t in pos}
         self._cache: dict[tuple, tuple[list[int], list[int]]] = {}
 
     def _table(self, pool: Pool, out: ValueType | None, carry: bool) -> tuple[list[int], list[int]]:
@@ -80,30 +124,20 @@ class ChoiceSampler:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        pos = self.opset.type_positions
-        cum: list[int] = []
-        which: list[int] = []
-        total = 0
-        for k, (op, sig) in enumerate(self.choices):
-            if out is not None and sig.out != out:
-                continue
-            w = 1
-            for t in sig.args:
-                w *= counts[pos[t]]
-            if carry and w:
-                # tuples with no gradient-carrying argument in a gradient position
-                w_none = 1
-                for t, g in zip(sig.args, op.grad_args):
-                    w_none *= counts[pos[t]] - (ccounts[pos[t]] if g else 0)
-                w -= w_none
-            if w:
-                total += w
-                cum.append(total)
-                which.append(k)
+        c = np.array(counts + (1,), dtype=np.int64)
+        w = c[self._slots].prod(axis=1)
+        if carry:
+            # minus the tuples with no gradient-carrying argument in a gradient slot
+            free = c - np.array(ccounts + (0,), dtype=np.int64)
+            w = w - np.where(self._grad, free[self._slots], c[self._slots]).prod(axis=1)
+        if out is not None:
+            w = np.where(self._out[out], w, 0)
+        which = np.flatnonzero(w)
+        table = (np.cumsum(w[which]).tolist(), which.tolist())
         if len(self._cache) > 100_000:
             self._cache.clear()
-        self._cache[key] = (cum, which)
-        return cum, which
+        self._cache[key] = table
+        return table
 
     def count(self, pool: Pool, out: ValueType | None = None, carry: bool = False) -> int:
         """How many type-valid choices there are."""
@@ -128,6 +162,6 @@ class ChoiceSampler:
         op, sig = self.choices[which[bisect.bisect_right(cum, rng.random() * cum[-1])]]
         by_type, flags, rand = pool.by_type, pool.flags, rng.random
         while True:
-            args = tuple((g := by_type[t])[int(rand() * len(g))] for t in sig.args)
-            if not carry or any(g and flags[a] for g, a in zip(op.grad_args, args)):
+            args = tuple([(g := by_type[t])[int(rand() * len(g))] for t in sig.args])
+            if not carry or any(flags[args[p]] for p in op.grad_positions):
                 return Node(op, args), sig.out
