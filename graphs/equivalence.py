@@ -30,6 +30,7 @@ from collections import OrderedDict
 import numpy as np
 
 from graphs.errors import ProgramError
+from graphs.opset import ZERO_GRADIENT_TOL
 from graphs.program import Node, Program
 
 MODES = ("training", "output")
@@ -56,7 +57,7 @@ def node_hashes(program: Program) -> list[int | None]:
             children.sort()
         if op.kind == "random":
             draws += 1
-            children.append(-draws)
+            children.append(-1 - draws)  # never -1: CPython has hash(-1) == hash(-2)
         hashes[idx] = hash((op_pos[op.name], *children))
     return hashes
 
@@ -161,7 +162,16 @@ class FEC:
         keys = sorted(grads)
         with np.errstate(all="ignore"):
             norm = float(np.sqrt(sum(float(np.sum(np.square(grads[k]))) for k in keys)))
-        scale = norm if np.isfinite(norm) and norm > 0 else 1.0
+        if not norm > ZERO_GRADIENT_TOL:
+            # No gradient on this probe (only rounding noise): the direction means
+            # nothing, so tell such programs apart by their outputs instead.
+            h.update(b"no-gradient")
+            rng = np.random.default_rng(probe.seed)
+            out = forward(program, probe.feed, probe.net_outputs, rng).output
+            n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
+            _update(h, np.broadcast_to(out, (n, 1)), DEFAULT_DECIMALS["output"])
+            return "t" + h.hexdigest()
+        scale = norm if np.isfinite(norm) else 1.0
         for k in keys:
             g = grads[k] / scale
             if not np.any(np.round(g, self.decimals)):

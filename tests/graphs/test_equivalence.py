@@ -1,0 +1,466 @@
+"""Functional equivalence: structural hashes, canonical forms and FEC fingerprints."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphs.equivalence import FEC, MODES, canonicalize, equivalent, node_hashes, structural_hash
+from graphs.errors import ProgramError
+from graphs.execute import forward
+from graphs.generate import from_scratch, seeded_program
+from graphs.library import BUILTINS, builtin
+from graphs.mutation import Mutator
+from graphs.program import Node, Program
+from graphs.rl_loss import RL_LOSS
+
+N_IN = len(RL_LOSS.inputs)
+REPO = Path(__file__).resolve().parents[2]
+BOTH = pytest.mark.parametrize("mode", MODES)
+
+
+def build(steps, output=None, base=None, frozen=()):
+    """An RL-loss program from ``(op_name, *args)`` steps appended to ``base``'s nodes:
+    a ``str`` argument names an input, an ``int`` k refers to node k (counting
+    ``base``'s nodes first); ``output`` is a node number (default: the last)."""
+    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
+    nodes = list(base.nodes) if base is not None else []
+    for op, *args in steps:
+        idx = tuple(index[a] if isinstance(a, str) else N_IN + a for a in args)
+        nodes.append(Node(RL_LOSS.op(op), idx, len(nodes) in frozen))
+    return Program(RL_LOSS, nodes, output=None if output is None else N_IN + output)
+
+
+# In builtin("dqn"): Q(s,a) is node 1, Y = r + γ·max_a' Qt(s',a') is node 5, and the
+# loss SqDist(Q(s,a), Y) is node 6.
+Q_SA, Y, LOSS = 1, 5, 6
+TD = [
+    ("QValues", "Q", "s_t"),  # 0
+    ("Select", 0, "a_t"),  # 1
+    ("QValues", "Q_targ", "s_tp1"),  # 2
+    ("Max", 2),  # 3
+    ("Mul", "gamma", 3),  # 4
+    ("Add", "r_t", 4),  # 5
+]
+
+
+def dqn():
+    return builtin("dqn")
+
+
+def td(*steps, output=None):
+    """The TD parts followed by ``steps``."""
+    return build(TD + list(steps), output=output)
+
+
+def same(a, b, mode):
+    return FEC(mode)(a) == FEC(mode)(b)
+
+
+def test_library_dqn_matches_the_td_layout():
+    assert dqn() == td(("SqDist", Q_SA, Y))
+
+
+# -- what training mode merges and output mode does not ---------------------------------------
+def test_dqn_plus_log_abs_target_is_equivalent_in_training_mode_only():
+    plus_log = build([("Log", Y), ("Add", LOSS, 7)], base=dqn())
+    plus_log.check()
+    assert equivalent(dqn(), plus_log, "training")
+    assert equivalent(dqn(), plus_log)  # training is the default mode
+    assert not equivalent(dqn(), plus_log, "output")
+
+
+@BOTH
+def test_squared_td_error_is_sign_symmetric(mode):
+    a = td(("Sub", Q_SA, Y), ("Square", 6))
+    b = td(("Sub", Y, Q_SA), ("Square", 6))
+    assert structural_hash(a) != structural_hash(b)
+    assert same(a, b, mode)
+
+
+def test_half_squared_td_error_is_equivalent_in_training_mode_only():
+    squared = td(("Sub", Q_SA, Y), ("Square", 6))
+    assert equivalent(dqn(), squared, "training")
+    assert not equivalent(dqn(), squared, "output")
+
+
+@BOTH
+@pytest.mark.parametrize("other", ["dqnreg", "ddqn", "cql", "dqnclipped"])
+def test_dqn_differs_from_other_builtins(other, mode):
+    assert not equivalent(dqn(), builtin(other), mode)
+
+
+@BOTH
+def test_builtins_are_pairwise_distinct(mode):
+    losses = [n for n in BUILTINS if n != "skeleton"]
+    fps = {FEC(mode)(builtin(n)) for n in losses}
+    assert len(fps) == len(losses)
+
+
+def test_positive_scaling_is_equivalent_in_training_mode_only():
+    tenth = build([("Tenth", LOSS)], base=dqn())
+    assert equivalent(dqn(), tenth, "training")
+    assert not equivalent(dqn(), tenth, "output")
+    doubled = build([("Add", LOSS, LOSS)], base=dqn())
+    assert equivalent(dqn(), doubled, "training")
+
+
+@BOTH
+def test_negative_scaling_is_not_equivalent(mode):
+    # no zero constant: 0.1 - loss flips the sign of every gradient
+    flipped = build([("Const0.1",), ("Sub", 7, LOSS)], base=dqn())
+    scaled = build([("Const0.1",), ("Const0.5",), ("Sub", 7, 8), ("Mul", 9, LOSS)],
+                   base=dqn())  # -0.4 * loss
+    for p in (flipped, scaled):
+        p.check()
+        assert not equivalent(dqn(), p, mode)
+    # ... while the same constant with a positive sign is training-equivalent
+    positive = build([("Const0.1",), ("Const0.5",), ("Sub", 8, 7), ("Mul", 9, LOSS)],
+                     base=dqn())  # 0.4 * loss
+    assert equivalent(dqn(), positive, "training")
+
+
+# -- structural canonicalization -------------------------------------------------------------
+@BOTH
+def test_dead_nodes_change_neither_hash_nor_fingerprint(mode):
+    dead = build([("Tenth", "r_t"), ("Log", Y)], base=dqn(), output=LOSS)
+    assert not dead.live[N_IN + 7] and not dead.live[N_IN + 8]
+    assert dead != dqn()
+    assert structural_hash(dead) == structural_hash(dqn())
+    assert FEC(mode)(dead) == FEC(mode)(dqn())
+
+
+COMMUTED = {
+    "Add": (td(("SqDist", Q_SA, Y)),
+            build(TD[:5] + [("Add", 4, "r_t"), ("SqDist", Q_SA, 5)])),
+    "Mul": (td(("SqDist", Q_SA, Y)),
+            build(TD[:4] + [("Mul", 3, "gamma"), ("Add", "r_t", 4), ("SqDist", Q_SA, 5)])),
+    "Max2": (td(("Max2", Q_SA, Y)), td(("Max2", Y, Q_SA))),
+    "Min2": (td(("Min2", Q_SA, Y)), td(("Min2", Y, Q_SA))),
+    "SqDist": (td(("SqDist", Q_SA, Y)), td(("SqDist", Y, Q_SA))),
+    "SqDist-list": (td(("SqDist", 0, 2)), td(("SqDist", 2, 0))),
+}
+
+
+@pytest.mark.parametrize("op", sorted(COMMUTED))
+def test_commutative_argument_order_does_not_matter(op):
+    a, b = COMMUTED[op]
+    assert a != b
+    assert structural_hash(a) == structural_hash(b)
+    assert canonicalize(a) == canonicalize(b)
+    for mode in MODES:
+        assert same(a, b, mode)
+
+
+NOT_COMMUTED = {
+    "Sub": (td(("Sub", Q_SA, Y)), td(("Sub", Y, Q_SA))),
+    "Div": (td(("Div", Q_SA, Y)), td(("Div", Y, Q_SA))),
+    "KL": (td(("Softmax", 0), ("Softmax", 2), ("KL", 6, 7)),
+           td(("Softmax", 0), ("Softmax", 2), ("KL", 7, 6))),
+}
+
+
+@pytest.mark.parametrize("op", sorted(NOT_COMMUTED))
+def test_non_commutative_argument_order_matters(op):
+    a, b = NOT_COMMUTED[op]
+    assert structural_hash(a) != structural_hash(b)
+    assert canonicalize(a) != canonicalize(b)
+    if op != "Sub":  # Sub(x, y) = -Sub(y, x): the same for a *training* fingerprint
+        assert not same(a, b, "training")
+    assert not same(a, b, "output")
+
+
+def test_canonical_form_has_no_dead_nodes():
+    p = build([("Tenth", "r_t"), ("QValues", "Q", "s_tp1"), ("Log", Y)], base=dqn(),
+              output=LOSS)
+    c = canonicalize(p)
+    assert all(c.live)  # inputs included: the DQN loss uses every input
+    assert len(c.nodes) == 7
+    assert c.output == len(c) - 1
+
+
+def test_canonical_form_merges_duplicate_subexpressions():
+    # Q(s,·) computed twice: once for Q(s,a), once for a second Q(s,a)
+    p = build(TD + [("QValues", "Q", "s_t"), ("Select", 6, "a_t"), ("Sub", 7, Y),
+                    ("Square", 8), ("Add", Q_SA, 9)])
+    assert sum(n.op.name == "QValues" and n.args == (0, 2) for n in p.nodes) == 2
+    c = canonicalize(p)
+    assert sum(n.op.name == "QValues" and n.args == (0, 2) for n in c.nodes) == 1
+    assert sum(n.op.name == "Select" for n in c.nodes) == 1
+    assert len(c.nodes) == len(p.nodes) - 2
+    assert structural_hash(c) == structural_hash(p)
+    for mode in MODES:
+        assert same(c, p, mode)
+
+
+def test_reordered_programs_have_equal_canonical_forms():
+    a = dqn()
+    # the same loss with the target computed first and Add/Mul/SqDist arguments swapped
+    b = build([
+        ("QValues", "Q_targ", "s_tp1"),  # 0
+        ("Max", 0),  # 1
+        ("Mul", 1, "gamma"),  # 2
+        ("Add", 2, "r_t"),  # 3
+        ("QValues", "Q", "s_t"),  # 4
+        ("Select", 4, "a_t"),  # 5
+        ("Tenth", 5),  # 6 (dead)
+        ("SqDist", 3, 5),  # 7
+    ])
+    assert a != b
+    assert canonicalize(a) == canonicalize(b)
+    assert structural_hash(a) == structural_hash(b)
+
+
+def test_canonical_form_is_idempotent_and_keeps_fingerprints():
+    mutator = Mutator()
+    programs = [builtin(n) for n in BUILTINS] + [from_scratch(seed=s) for s in range(5)]
+    p = seeded_program("dqn", 14, seed=0)
+    for seed in range(150):
+        p = mutator(p, seed)
+        programs.append(p)
+    fecs = {mode: FEC(mode) for mode in MODES}
+    for p in programs:
+        c = canonicalize(p)
+        assert canonicalize(c) == c
+        assert all(c.live[c.n_inputs:])
+        assert structural_hash(c) == structural_hash(p)
+        for mode, fec in fecs.items():
+            # separate computations, not the structural-hash memo
+            assert fec._compute(c) == fec._compute(p), (mode, p)
+
+
+def test_canonical_form_keeps_frozen_flags():
+    p = from_scratch(seed=1)
+    c = canonicalize(p)
+    frozen_live = sum(1 for i in range(N_IN, N_IN + 4) if p.live[i])
+    assert sum(n.frozen for n in c.nodes) == frozen_live
+
+
+_HASH_SCRIPT = """
+import json
+from graphs.equivalence import canonicalize, structural_hash
+from graphs.generate import seeded_program
+from graphs.library import BUILTINS, builtin
+progs = [builtin(n) for n in sorted(BUILTINS)] + [seeded_program("dqn", 14, s) for s in range(5)]
+print(json.dumps([[structural_hash(p), structural_hash(canonicalize(p))] for p in progs]))
+"""
+
+
+def test_structural_hash_is_stable_across_processes():
+    progs = [builtin(n) for n in sorted(BUILTINS)] + [
+        seeded_program("dqn", 14, s) for s in range(5)]
+    here = [[structural_hash(p), structural_hash(canonicalize(p))] for p in progs]
+    for hashseed in ("1", "987654"):
+        env = dict(os.environ, PYTHONHASHSEED=hashseed)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT], env=env, cwd=REPO,
+                             capture_output=True, text=True, check=True, timeout=60)
+        assert json.loads(out.stdout) == here
+
+
+def test_node_hashes_are_none_exactly_for_dead_nodes():
+    p = build([("Tenth", "r_t")], base=dqn(), output=LOSS)
+    hashes = node_hashes(p)
+    for i in range(N_IN, len(p)):
+        assert (hashes[i] is None) == (not p.live[i])
+
+
+# -- output-mode fingerprints hash the whole vector ------------------------------------------
+def test_output_fingerprint_hashes_the_vector_not_its_sum():
+    centred = build([("MeanBatch", "r_t"), ("Sub", "r_t", 7), ("Add", LOSS, 8)], base=dqn())
+    negated = build([("MeanBatch", "r_t"), ("Sub", 7, "r_t"), ("Add", LOSS, 8)], base=dqn())
+    probe = RL_LOSS.probes()[0]
+    outs = [forward(p, probe.feed, probe.net_outputs).output for p in (centred, negated)]
+    assert np.isclose(outs[0].sum(), outs[1].sum(), rtol=1e-12)
+    assert not np.allclose(outs[0], outs[1])
+    assert not equivalent(centred, negated, "output")
+    # a target-only term: both train exactly like DQN
+    assert equivalent(centred, negated, "training")
+    assert equivalent(centred, dqn(), "training")
+
+
+def test_output_fingerprint_of_centred_reward_differs_from_its_negation():
+    a = build([("MeanBatch", "r_t"), ("Sub", "r_t", 0)])
+    b = build([("MeanBatch", "r_t"), ("Sub", 0, "r_t")])
+    probe = RL_LOSS.probes()[0]
+    sums = [forward(p, probe.feed).output.sum() for p in (a, b)]
+    assert abs(sums[0]) < 1e-9 and abs(sums[1]) < 1e-9
+    assert not equivalent(a, b, "output")
+
+
+# -- random draws -----------------------------------------------------------------------------
+TWO_DRAWS = [("Normal",), ("Normal",), ("Sub", 0, 1)]
+ONE_DRAW = [("Normal",), ("Sub", 0, 0)]
+
+def test_two_normal_draws_are_different_values():
+    two, one = build(TWO_DRAWS), build(ONE_DRAW)
+    probe = RL_LOSS.probes()[0]
+    rng = np.random.default_rng(probe.seed)
+    assert np.all(forward(two, probe.feed, rng=rng).output != 0)
+    assert np.all(forward(one, probe.feed, rng=rng).output == 0)
+    assert FEC("output")(two) != FEC("output")(one)  # separate memos
+
+
+def test_normal_and_uniform_draws_are_distinct():
+    n = build([("Normal",), ("Sub", 0, "r_t")])
+    u = build([("Uniform",), ("Sub", 0, "r_t")])
+    assert structural_hash(n) != structural_hash(u)
+
+
+def test_two_normal_draws_are_structurally_distinct():
+    two, one = build(TWO_DRAWS), build(ONE_DRAW)
+    hashes = node_hashes(two)
+    assert hashes[N_IN] != hashes[N_IN + 1]
+    assert structural_hash(two) != structural_hash(one)
+
+
+def test_canonicalize_keeps_two_draws_apart():
+    assert len(canonicalize(build(TWO_DRAWS)).nodes) == 3
+
+
+def test_shared_fec_distinguishes_two_draws_from_one():
+    fec = FEC("output")
+    assert fec(build(TWO_DRAWS)) != fec(build(ONE_DRAW))
+
+
+def _one_draw_zero():
+    return td(("Normal",), ("Sub", 6, 6), ("Mul", Q_SA, 7))  # Q(s,a) * (N - N) = 0
+
+
+def _two_draws_valid():
+    return td(("Normal",), ("Normal",), ("Sub", 6, 7), ("Mul", Q_SA, 8))  # Q(s,a)*(N1 - N2)
+
+
+def test_validity_of_one_and_two_draw_programs_on_their_own(monkeypatch):
+    monkeypatch.setattr(RL_LOSS, "_nonzero_memo", {})
+    assert not _one_draw_zero().is_valid()
+    monkeypatch.setattr(RL_LOSS, "_nonzero_memo", {})
+    _two_draws_valid().check()
+
+
+def test_zero_gradient_program_stays_invalid_after_a_colliding_valid_one(monkeypatch):
+    monkeypatch.setattr(RL_LOSS, "_nonzero_memo", {})
+    _two_draws_valid().check()
+    assert not _one_draw_zero().is_valid()
+
+
+def test_valid_program_stays_valid_after_a_colliding_zero_gradient_one(monkeypatch):
+    monkeypatch.setattr(RL_LOSS, "_nonzero_memo", {})
+    assert not _one_draw_zero().is_valid()
+    _two_draws_valid().check()
+
+
+# -- the fingerprint memo ---------------------------------------------------------------------
+def _count_computes(monkeypatch):
+    calls = []
+    original = FEC._compute
+
+    def counting(self, program):
+        calls.append(program)
+        return original(self, program)
+
+    monkeypatch.setattr(FEC, "_compute", counting)
+    return calls
+
+
+@BOTH
+def test_fingerprints_are_memoized_by_structural_hash(monkeypatch, mode):
+    calls = _count_computes(monkeypatch)
+    fec = FEC(mode)
+    first = fec(dqn())
+    assert len(calls) == 1
+    assert fec(dqn()) == first
+    assert len(calls) == 1
+    # a different program with the same structure: still no recomputation
+    assert fec(build([("Tenth", "r_t")], base=dqn(), output=LOSS)) == first
+    assert fec(td(("SqDist", Y, Q_SA))) == first
+    assert len(calls) == 1
+    fec(builtin("dqnreg"))
+    assert len(calls) == 2
+    # another FEC instance has its own memo
+    assert FEC(mode)(dqn()) == first
+    assert len(calls) == 3
+
+
+def test_fingerprint_memo_is_bounded(monkeypatch):
+    calls = _count_computes(monkeypatch)
+    fec = FEC("training", memo_size=3)
+    programs = [seeded_program("dqn", 3, seed=s) for s in range(10)]
+    assert len({structural_hash(p) for p in programs}) == 10
+    for p in programs:
+        fec(p)
+        assert len(fec._memo) <= 3
+    assert len(calls) == 10
+    fec(programs[-1])  # still remembered
+    assert len(calls) == 10
+    fec(programs[0])  # evicted (least recently used): recomputed
+    assert len(calls) == 11
+    assert len(fec._memo) == 3
+
+
+# -- modes ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["outputs", "Training", "", None])
+def test_unknown_mode_raises(mode):
+    with pytest.raises(ProgramError, match="unknown FEC mode"):
+        FEC(mode)
+    with pytest.raises(ProgramError, match="unknown FEC mode"):
+        equivalent(dqn(), dqn(), mode)
+
+
+def test_fingerprints_of_the_two_modes_never_collide():
+    assert FEC("training")(dqn()) != FEC("output")(dqn())
+
+
+def _walk(n: int) -> list[Program]:
+    mutator = Mutator()
+    p = seeded_program("dqn", 14, seed=0)
+    programs = []
+    for seed in range(n):
+        p = mutator(p, seed)
+        programs.append(p)
+    return programs
+
+
+@pytest.fixture(scope="module")
+def walk_fingerprints():
+    programs = _walk(3_000)
+    out, train = FEC("output"), FEC("training")
+    return programs, [out(p) for p in programs], [train(p) for p in programs]
+
+
+def test_training_mode_finds_at_least_as_many_duplicates(walk_fingerprints):
+    programs, out, train = walk_fingerprints
+    dup_out = len(programs) - len(set(out))
+    dup_train = len(programs) - len(set(train))
+    assert dup_out > 0
+    assert dup_train >= dup_out
+    assert dup_train > dup_out  # target-only terms and rescalings are common
+
+
+def test_equal_output_fingerprints_almost_always_imply_equal_training_fingerprints(
+    walk_fingerprints,
+):
+    # Not a strict implication: with outputs around 1e42 and beyond, float64 can make
+    # variants that differ only in Q(s,a) vs Q(s',a) give bit-identical outputs while
+    # their gradients (rightly) differ. Such splits must stay rare.
+    _, out, train = walk_fingerprints
+    classes = defaultdict(set)
+    for o, t in zip(out, train):
+        classes[o].add(t)
+    split = [o for o, ts in classes.items() if len(ts) > 1]
+    assert len(split) <= 0.01 * len(classes), f"{len(split)} of {len(classes)} classes split"
+
+
+def test_equal_outputs_with_noise_gradients_are_training_equivalent():
+    # x / (x + 1e-10) rounds to 1.0 everywhere; its gradient ~1e-10/x^2 is noise.
+    a = td(("Div", Q_SA, Q_SA))
+    b = td(("Max", 0), ("Div", 6, 6))
+    assert equivalent(a, b, "output")
+    assert equivalent(a, b, "training")
