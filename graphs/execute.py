@@ -112,8 +112,9 @@ def backward(trace: Trace) -> dict[tuple[str, str], np.ndarray]:
 
 def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarray]:
     """Gradients of the mean loss on a probe (see :func:`backward`)."""
-    trace = forward(program, probe.feed, probe.net_outputs, np.random.default_rng(probe.seed))
-    return backward(trace)
+    with np.errstate(all="ignore"):
+        trace = forward(program, probe.feed, probe.net_outputs, np.random.default_rng(probe.seed))
+        return backward(trace)
 
 
 def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], np.ndarray]:

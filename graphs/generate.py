@@ -23,7 +23,7 @@ from graphs.errors import ProgramError
 from graphs.library import builtin
 from graphs.op import Op
 from graphs.program import Node, Program
-from graphs.sampling import ChoiceSampler, Pool, as_rng
+from graphs.sampling import ChoiceSampler, Pool, as_rng, shared_sampler
 
 MAX_TRIES = 10_000
 
@@ -101,7 +101,7 @@ def random_program(
     """
     if not isinstance(n_nodes, int) or n_nodes < 1:
         raise ProgramError(f"n_nodes must be a positive integer, got {n_nodes!r}", "n_nodes")
-    sampler = sampler or ChoiceSampler(base.opset, ops)
+    sampler = sampler or shared_sampler(base.opset, ops)
     n_in, n_base = base.n_inputs, len(base.nodes)
     ids = _unique_ids(base.ids[:n_in], list(base.ids[n_in:]) +
                       [f"n{n_base + k}" for k in range(n_nodes)])
@@ -154,5 +154,5 @@ def resample_free_nodes(
 ) -> Program:
     """A brand-new random program of the same shape: frozen nodes stay, every other
     node is redrawn (keeping the type of any node a frozen node consumes)."""
-    sampler = sampler or ChoiceSampler(program.opset)
+    sampler = sampler or shared_sampler(program.opset)
     return fill(program, [not n.frozen for n in program.nodes], as_rng(seed), sampler)

@@ -18,7 +18,7 @@ from graphs.generate import resample_free_nodes
 from graphs.op import Op
 from graphs.opset import OpSet
 from graphs.program import Program
-from graphs.sampling import ChoiceSampler, Pool, as_rng
+from graphs.sampling import ChoiceSampler, Pool, as_rng, shared_sampler
 
 
 @dataclass(frozen=True)
@@ -68,17 +68,13 @@ class Mutator:
         self.ops = None if ops is None else tuple(ops)
         self.max_tries = max_tries
         self.fresh = fresh
-        self._samplers: dict[str, ChoiceSampler] = {}
 
     def __repr__(self) -> str:
         ops = "all" if self.ops is None else len(self.ops)
         return f"Mutator(p={self.p}, ops={ops})"
 
     def sampler(self, opset: OpSet) -> ChoiceSampler:
-        s = self._samplers.get(opset.name)
-        if s is None:
-            s = self._samplers[opset.name] = ChoiceSampler(opset, self.ops)
-        return s
+        return shared_sampler(opset, self.ops)
 
     def __call__(self, parent: Program, seed: int | random.Random | None = None) -> Program:
         """A valid child of ``parent``."""

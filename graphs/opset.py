@@ -67,6 +67,7 @@ class OpSet:
         }
         self.trains = any(i.trainable for i in self.inputs)
         self._nonzero_memo: dict[int, bool] = {}
+        self._checked_inputs: dict[int, tuple[Input, ...]] = {}
 
     def __repr__(self) -> str:
         return f"OpSet({self.name}: {len(self.ops)} ops)"
@@ -115,11 +116,10 @@ class OpSet:
             )
         if numeric and not program.gradient_provably_nonzero:
             self._check_probe_inputs(program)
-        if (
-            numeric
-            and not program.gradient_provably_nonzero
-            and not gradient_is_nonzero(program)
-        ):
+            nonzero = gradient_is_nonzero(program)
+        else:
+            nonzero = True
+        if not nonzero:
             raise ProgramError(
                 f"the gradient with respect to the outputs of {trainable} is identically "
                 "zero (or NaN) on the probe inputs, so training with this loss changes "
@@ -130,15 +130,26 @@ class OpSet:
 
     def _check_probe_inputs(self, program: Program) -> None:
         """The probes feed the standard inputs only; anything else can't be checked."""
+        inputs = program.inputs
+        if self._checked_inputs.get(id(inputs)) is inputs:
+            return  # mutation shares the inputs tuple between parent and child
         standard = {i.name: i for i in self.inputs}
-        for i, inp in enumerate(program.inputs):
-            std = standard.get(inp.name)
-            if program.live[i] and (std is None or std.type is not inp.type
-                                    or std.trainable != inp.trainable):
+        bad = [
+            i for i, inp in enumerate(inputs)
+            if (std := standard.get(inp.name)) is None
+            or std.type is not inp.type or std.trainable != inp.trainable
+        ]
+        if not bad:
+            if len(self._checked_inputs) > 1000:
+                self._checked_inputs.clear()
+            self._checked_inputs[id(inputs)] = inputs
+        for i in bad:
+            if program.live[i]:
                 known = ", ".join(f"{s.name}: {s.type.name}" for s in self.inputs)
                 raise ProgramError(
-                    f"input {inp.name!r} ({inp.type.name}) is not one of the {self.name} op "
-                    f"set's inputs ({known}), so its gradient cannot be checked numerically",
+                    f"input {inputs[i].name!r} ({inputs[i].type.name}) is not one of the "
+                    f"{self.name} op set's inputs ({known}), so its gradient cannot be "
+                    "checked numerically",
                     program.describe(i),
                 )
 

@@ -114,7 +114,10 @@ def _sqdist(a: tuple[str, ...], t) -> str:
 # -- forward/backward helpers --------------------------------------------------------------
 def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Broadcast a (n,A) list and (n,) actions to a common batch size."""
-    n = max(a.shape[0], b.shape[0])
+    n = a.shape[0]
+    if n == b.shape[0]:
+        return a, b, n
+    n = max(n, b.shape[0])
     return np.broadcast_to(a, (n, a.shape[1])), np.broadcast_to(b, (n,)), n
 
 
@@ -131,9 +134,7 @@ def _select_bwd(g, out, x, a):
 
 
 def _onehot_max(x: np.ndarray) -> np.ndarray:
-    mask = np.zeros(x.shape)
-    mask[np.arange(x.shape[0]), x.argmax(axis=1)] = 1.0
-    return mask
+    return (np.arange(x.shape[1]) == x.argmax(axis=1)[:, None]).astype(float)
 
 
 def _std_fwd(axis: int):

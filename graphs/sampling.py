@@ -84,15 +84,31 @@ class Pool:
         self.flags.append(carries)
 
 
+_SHARED: dict[tuple, ChoiceSampler] = {}
+
+
+def shared_sampler(opset: OpSet, ops: Sequence[Op | str] | None = None) -> ChoiceSampler:
+    """One sampler per (op set, allowed ops), so its weight tables are reused."""
+    key = (opset.name, id(opset), None if ops is None else tuple(
+        o.name if isinstance(o, Op) else o for o in ops))
+    sampler = _SHARED.get(key)
+    if sampler is None:
+        sampler = _SHARED[key] = ChoiceSampler(opset, ops)
+    return sampler
+
+
 def _type_groups(program: Program) -> dict[ValueType, tuple[list[int], list[int]]]:
     """Per type: all indices, and the gradient-carrying ones, in ascending order."""
     groups: dict[ValueType, tuple[list[int], list[int]]] = {}
     carries = program.carries_gradient
+    get = groups.get
     for i, t in enumerate(program.types):
-        members, carrying = groups.setdefault(t, ([], []))
-        members.append(i)
+        group = get(t)
+        if group is None:
+            group = groups[t] = ([], [])
+        group[0].append(i)
         if carries[i]:
-            carrying.append(i)
+            group[1].append(i)
     return groups
 
 

@@ -1,23 +1,27 @@
 """PyGlove twins of programs: lossless conversion to and from symbolic values.
 
-A :class:`~graphs.program.Program` is a plain, immutable Python object because the
-search builds, mutates and hashes millions of them: constructing a ``pg.Object``
-costs tens to hundreds of microseconds (schema validation, parent links, change
-notifications), while mutation must run at more than 20k programs per second. So the
-engine never uses PyGlove internally; instead every program has a *symbolic twin*,
-a :class:`SymbolicProgram`, that a PyGlove user can format, serialize, clone, patch
-and put into a search space with ``pg.oneof``. Ops, types and argument references are
-plain strings (op names, type names, input names and node ids), so the twin reads
-like the program and round-trips through JSON::
+Why two classes: a :class:`~graphs.program.Program` is a plain, immutable Python
+object because the search builds, mutates, hashes and caches enormous numbers of
+them, and mutation must run at more than 20k programs per second. Constructing a
+``pg.Object`` costs tens to hundreds of microseconds *per object* (schema validation,
+parent links, change notifications; about 0.2 ms per :class:`SymbolicNode` here), so
+a symbolic program would be orders of magnitude too slow in that loop. The engine
+therefore never uses PyGlove internally; instead every program has a *symbolic
+twin*, a :class:`SymbolicProgram`, that a PyGlove user can format, serialize, clone,
+patch and put into a search space. Ops, types and argument references are plain
+strings (op names, type names, input names and node ids), so the twin reads like the
+program and round-trips exactly through ``pg.to_json_str``/``pg.from_json_str``.
+
+Usage::
 
     import pyglove as pg
     from graphs.library import builtin
     from graphs.symbolic import from_symbolic, to_symbolic
 
     space = pg.oneof([to_symbolic(builtin("dqn")), to_symbolic(builtin("ddqn"))])
-    programs = [from_symbolic(s) for s in pg.iter(space)]
+    program = from_symbolic(next(pg.random_sample(space, seed=0)))
 
-:func:`node_choices_space` turns one node into a ``pg.oneof`` over every type-valid
+:func:`node_choices_space` turns one node into a choice over every type-valid
 replacement, so ``pg.iter`` enumerates that node's point-mutation neighbourhood.
 """
 
@@ -87,12 +91,8 @@ class SymbolicProgram(pg.Object):
 def to_symbolic(program: Program) -> SymbolicProgram:
     """The symbolic twin of ``program``; ``from_symbolic`` inverts it exactly.
 
-    Raises:
-        ProgramError: if two inputs or nodes share a name, so that string references
-            would be ambiguous.
+    References become names, which are unambiguous because a Program's ids are unique.
     """
-    _check_unique(program.ids, [f"inputs[{i}].name" for i in range(program.n_inputs)]
-                  + [f"nodes[{i}].id" for i in range(len(program.nodes))])
     standard = {i.name: i for i in program.opset.inputs}
     inputs = []
     for inp in program.inputs:
@@ -109,15 +109,10 @@ def to_symbolic(program: Program) -> SymbolicProgram:
     )
 
 
-def _symbolic_node(program: Program, index: int, op: str | None = None,
-                   args: tuple[int, ...] | None = None) -> SymbolicNode:
+def _symbolic_node(program: Program, index: int) -> SymbolicNode:
     node = program.node(index)
-    return SymbolicNode(
-        program.ids[index],
-        node.op.name if op is None else op,
-        [program.ids[a] for a in (node.args if args is None else args)],
-        node.frozen,
-    )
+    ids = program.ids
+    return SymbolicNode(ids[index], node.op.name, [ids[a] for a in node.args], node.frozen)
 
 
 def from_symbolic(value: SymbolicProgram) -> Program:
@@ -204,13 +199,13 @@ def _known(names: list[str]) -> str:
 
 
 # -- search spaces ------------------------------------------------------------------------
-def node_choices(program: Program, index: int) -> list[tuple[str, tuple[int, ...]]]:
-    """Every type-valid ``(op name, argument indices)`` for the node at ``index``.
+def _node_signatures(program: Program, index: int) -> list[tuple[str, list[list[int]]]]:
+    """``(op name, candidate argument indices per position)`` for every signature that
+    could replace the node at ``index`` while keeping its output type.
 
-    Arguments range over the inputs and earlier nodes, and the op's output type must
-    equal the node's current one, so every later node stays well typed. The node's
-    current choice is included. Order: op set order, then signature order, then
-    arguments lexicographically.
+    For a fixed signature the argument positions are independent, so the valid
+    ``(op, args)`` choices are exactly the union over these entries of the products of
+    their positions' candidates (entries with an empty position are left out).
     """
     n_in = program.n_inputs
     if not n_in <= index < len(program):
@@ -220,32 +215,65 @@ def node_choices(program: Program, index: int) -> list[tuple[str, tuple[int, ...
     by_type: dict[Any, list[int]] = {}
     for i, t in enumerate(program.types[:index]):
         by_type.setdefault(t, []).append(i)
-    choices: dict[tuple[str, tuple[int, ...]], None] = {}
+    entries: dict[tuple[str, tuple[Any, ...]], list[list[int]]] = {}
     for op, sig in program.opset.choices():
         # The table resolves argument types to one output type, as Program does.
         if table.get((op.name, sig.args)) != out:
             continue
-        for args in itertools.product(*(by_type.get(t, []) for t in sig.args)):
-            choices[(op.name, args)] = None
-    return list(choices)
+        positions = [by_type.get(t, []) for t in sig.args]
+        if all(positions):
+            entries.setdefault((op.name, sig.args), positions)
+    return [(name, positions) for (name, _), positions in entries.items()]
+
+
+def node_choices(program: Program, index: int) -> list[tuple[str, tuple[int, ...]]]:
+    """Every type-valid ``(op name, argument indices)`` for the node at ``index``.
+
+    Arguments range over the inputs and earlier nodes, and the op's output type must
+    equal the node's current one, so every later node stays well typed. The node's
+    current choice is included. Order: op set order, then signature order, then
+    arguments lexicographically.
+    """
+    return [
+        (name, args)
+        for name, positions in _node_signatures(program, index)
+        for args in itertools.product(*positions)
+    ]
 
 
 def node_choices_space(program: Program, index: int) -> SymbolicProgram:
-    """``to_symbolic(program)`` with the node at ``index`` replaced by a ``pg.oneof``.
+    """``to_symbolic(program)`` with the node at ``index`` turned into a choice.
 
-    The candidates are :class:`SymbolicNode` values with the node's id and frozen flag
-    and every choice of :func:`node_choices` as ``op`` and ``args``, so ``pg.iter``
-    enumerates the node's point-mutation neighbourhood (including the node itself)
-    and every sample converts back into a well-typed program.
+    The node becomes ``pg.oneof`` over one :class:`SymbolicNode` per (op, signature)
+    that keeps the node's output type, each keeping the node's id and holding a
+    ``pg.oneof`` over the type-valid references at every argument position (a plain
+    reference when there is only one). ``pg.iter`` therefore enumerates exactly
+    :func:`node_choices`, in the same order: the node's point-mutation neighbourhood
+    including the node itself. Every sample converts back into a well-typed program
+    (that may still fail :meth:`Program.check`, e.g. by losing its gradient path).
+
+    The factored form keeps the space small: PyGlove deep-copies the whole space for
+    every sample, so with a flat ``pg.oneof`` over all (op, args) pairs each sample
+    would cost time proportional to the number of choices. Even so a sample costs
+    tens of milliseconds, so this is for inspection and PyGlove experiments, not for
+    the search loop.
 
     Raises:
         ProgramError: if ``index`` is not an operator node or the node is frozen.
     """
     n_in = program.n_inputs
-    if n_in <= index < len(program) and program.node(index).frozen:
+    signatures = _node_signatures(program, index)  # checks the index
+    if program.node(index).frozen:
         raise ProgramError("the node is frozen, so it has no mutations", program.describe(index))
-    choices = node_choices(program, index)
+    ids = program.ids
+    candidates = [
+        SymbolicNode(
+            ids[index],
+            name,
+            [ids[p[0]] if len(p) == 1 else pg.oneof([ids[a] for a in p]) for p in positions],
+        )
+        for name, positions in signatures
+    ]
     space = to_symbolic(program)
-    candidates = [_symbolic_node(program, index, op, args) for op, args in choices]
     space.rebind({f"nodes[{index - n_in}]": pg.oneof(candidates)})
     return space
