@@ -44,7 +44,8 @@ def run_demo(out: Path, evaluations: int = 20_000, seed: int = 0, quiet: bool = 
     t_seed = time.perf_counter() - t0
     say(f"seeded {POPULATION} programs (DQN + 14 random nodes) in {t_seed:.2f} s")
 
-    mutator = Mutator(p=0.95)
+    # A brand-new program (probability 0.05) is a fresh draw from the initial distribution.
+    mutator = Mutator(p=0.95, fresh=lambda r: seeded_program("dqn", 14, r))
     seen: dict[str, set[str]] = {mode: set() for mode in MODES}
     dups = {mode: 0 for mode in MODES}
     first_seen: dict[str, dict] = {}

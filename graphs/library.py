@@ -9,12 +9,40 @@ frozen nodes of the from-scratch search with Q(s, a) as its output.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 
 from graphs.errors import ProgramError
-from graphs.opset import _unknown
+from graphs.opset import OpSet, _unknown
 from graphs.program import Node, Program
 from graphs.rl_loss import RL_LOSS
+
+
+def from_steps(
+    steps: Sequence[tuple],
+    output: int | None = None,
+    ids: Sequence[str] | None = None,
+    frozen: Collection[int] = (),
+    base: Program | None = None,
+    opset: OpSet = RL_LOSS,
+) -> Program:
+    """A program written as ``(op_name, *args)`` steps, appended to ``base``'s nodes.
+
+    A ``str`` argument names an input; an ``int`` k refers to node k (counting
+    ``base``'s nodes first). ``output`` and ``frozen`` are node numbers; the output
+    defaults to the last node. Example, 0.5·(Q(s,a) − r)²::
+
+        from_steps([("QValues", "Q", "s_t"), ("Select", 0, "a_t"), ("SqDist", 1, "r_t")])
+    """
+    n_in = len(opset.inputs)
+    index = {inp.name: i for i, inp in enumerate(opset.inputs)}
+    nodes = list(base.nodes) if base is not None else []
+    for op, *args in steps:
+        try:
+            refs = tuple(index[a] if isinstance(a, str) else n_in + a for a in args)
+        except KeyError as err:
+            raise ProgramError(f"unknown input {err.args[0]!r} in step {op}{tuple(args)}") from None
+        nodes.append(Node(opset.op(op), refs, len(nodes) in frozen))
+    return Program(opset, nodes, output=None if output is None else n_in + output, ids=ids)
 
 
 class _Builder:

@@ -154,31 +154,34 @@ class OpSet:
                 )
 
 
-def gradient_is_nonzero(program: Program) -> bool:
+def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
     """Whether the loss gradient is finite and non-zero somewhere on some probe.
 
-    Memoized by structural hash: structurally equal programs have equal gradients.
+    Memoized by structural hash (structurally equal programs have equal gradients);
+    ``memo=False`` recomputes everything from scratch.
     """
     from graphs.equivalence import structural_hash
-    from graphs.execute import probe_gradients
+    from graphs.execute import gradients, probe_gradients
 
     opset = program.opset
-    key = structural_hash(program)
-    known = opset._nonzero_memo.get(key)
+    key = structural_hash(program) if memo else None
+    known = opset._nonzero_memo.get(key) if memo else None
     if known is not None:
         return known
     result = False
-    for which in range(len(opset.probes())):
-        for g in probe_gradients(program, which).values():
+    for which, probe in enumerate(opset.probes()):
+        grads = probe_gradients(program, which) if memo else gradients(program, probe)
+        for g in grads.values():
             mag = np.abs(g)
             if np.any((mag > ZERO_GRADIENT_TOL) & np.isfinite(mag)):
                 result = True
                 break
         if result:
             break
-    if len(opset._nonzero_memo) > 200_000:
-        opset._nonzero_memo.clear()
-    opset._nonzero_memo[key] = result
+    if memo:
+        if len(opset._nonzero_memo) > 200_000:
+            opset._nonzero_memo.clear()
+        opset._nonzero_memo[key] = result
     return result
 
 

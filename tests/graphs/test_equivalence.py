@@ -17,8 +17,9 @@ from graphs.errors import ProgramError
 from graphs.execute import forward
 from graphs.generate import from_scratch, seeded_program
 from graphs.library import BUILTINS, builtin
+from graphs.library import from_steps as build
 from graphs.mutation import Mutator
-from graphs.program import Node, Program
+from graphs.program import Program
 from graphs.rl_loss import RL_LOSS
 
 N_IN = len(RL_LOSS.inputs)
@@ -26,16 +27,6 @@ REPO = Path(__file__).resolve().parents[2]
 BOTH = pytest.mark.parametrize("mode", MODES)
 
 
-def build(steps, output=None, base=None, frozen=()):
-    """An RL-loss program from ``(op_name, *args)`` steps appended to ``base``'s nodes:
-    a ``str`` argument names an input, an ``int`` k refers to node k (counting
-    ``base``'s nodes first); ``output`` is a node number (default: the last)."""
-    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
-    nodes = list(base.nodes) if base is not None else []
-    for op, *args in steps:
-        idx = tuple(index[a] if isinstance(a, str) else N_IN + a for a in args)
-        nodes.append(Node(RL_LOSS.op(op), idx, len(nodes) in frozen))
-    return Program(RL_LOSS, nodes, output=None if output is None else N_IN + output)
 
 
 # In builtin("dqn"): Q(s,a) is node 1, Y = r + γ·max_a' Qt(s',a') is node 5, and the

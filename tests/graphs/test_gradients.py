@@ -7,7 +7,7 @@ import pytest
 
 from graphs.execute import backward, forward, gradients
 from graphs.library import BUILTINS, builtin
-from graphs.program import Node, Program
+from graphs.library import from_steps as build
 from graphs.rl_loss import RL_LOSS, RandomMLP
 
 B, D, A = 8, 4, 4
@@ -16,17 +16,6 @@ RTOL, ATOL = 1e-5, 1e-7
 KEYS = [(n, s) for n in ("Q", "Q_targ") for s in ("s_t", "s_tp1")]
 
 
-def build(steps, output=None, ids=None, frozen=()):
-    """An RL-loss program from ``(op_name, *args)`` steps: a ``str`` argument names an
-    input, an ``int`` k refers to step k; ``output`` and ``frozen`` are step numbers."""
-    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
-    n_in = len(RL_LOSS.inputs)
-    nodes = [
-        Node(RL_LOSS.op(op), tuple(index[a] if isinstance(a, str) else n_in + a for a in args),
-             k in frozen)
-        for k, (op, *args) in enumerate(steps)
-    ]
-    return Program(RL_LOSS, nodes, output=None if output is None else n_in + output, ids=ids)
 
 
 # Q(s,a) is step 1 and the TD target Y = r + γ·max_a' Qt(s',a') is step 5.

@@ -12,9 +12,10 @@ from graphs.errors import ProgramError
 from graphs.execute import gradients
 from graphs.generate import from_scratch, seeded_program
 from graphs.library import BUILTINS, builtin
+from graphs.library import from_steps as build
 from graphs.mutation import Mutation, Mutator
 from graphs.opset import ZERO_GRADIENT_TOL, gradient_is_nonzero
-from graphs.program import Node, Program
+from graphs.program import Program
 from graphs.rl_loss import FLOAT, RL_LOSS
 
 N_IN = len(RL_LOSS.inputs)
@@ -22,16 +23,6 @@ N_MUTATIONS = 2_000
 RESTRICTED = ["QValues", "Select", "Sub", "Square", "Add", "Mul", "Max"]
 
 
-def build(steps, output=None, frozen=()):
-    """An RL-loss program from ``(op_name, *args)`` steps: a ``str`` argument names an
-    input, an ``int`` k refers to step k; ``output`` and ``frozen`` are step numbers."""
-    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
-    nodes = [
-        Node(RL_LOSS.op(op), tuple(index[a] if isinstance(a, str) else N_IN + a for a in args),
-             k in frozen)
-        for k, (op, *args) in enumerate(steps)
-    ]
-    return Program(RL_LOSS, nodes, output=None if output is None else N_IN + output)
 
 
 def fresh_gradient_nonzero(program: Program) -> bool:

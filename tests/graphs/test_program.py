@@ -8,6 +8,7 @@ import pytest
 from graphs.errors import ProgramError
 from graphs.execute import forward
 from graphs.library import builtin
+from graphs.library import from_steps as build
 from graphs.program import Node, Program
 from graphs.render import formula
 from graphs.rl_loss import FLOAT, LIST, RL_LOSS, make_probe
@@ -17,17 +18,6 @@ IDX = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
 Q_SA = [("QValues", "Q", "s_t"), ("Select", 0, "a_t")]  # Q(s,a) is step 1
 
 
-def build(steps, output=None, ids=None, frozen=()):
-    """An RL-loss program from ``(op_name, *args)`` steps: a ``str`` argument names an
-    input, an ``int`` k refers to step k; ``output`` and ``frozen`` are step numbers."""
-    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
-    n_in = len(RL_LOSS.inputs)
-    nodes = [
-        Node(RL_LOSS.op(op), tuple(index[a] if isinstance(a, str) else n_in + a for a in args),
-             k in frozen)
-        for k, (op, *args) in enumerate(steps)
-    ]
-    return Program(RL_LOSS, nodes, output=None if output is None else n_in + output, ids=ids)
 
 
 def node(op, *args):

@@ -8,7 +8,7 @@ import networkx as nx
 import pytest
 
 from graphs.library import BUILTINS, builtin
-from graphs.program import Node, Program
+from graphs.library import from_steps as build
 from graphs.render import formula, node_table, to_dot, to_networkx
 from graphs.rl_loss import RL_LOSS
 
@@ -16,17 +16,6 @@ N_IN = len(RL_LOSS.inputs)
 TARGET = "r + γ*max_a' Qt(s',a')"
 
 
-def build(steps, output=None, ids=None, frozen=()):
-    """An RL-loss program from ``(op_name, *args)`` steps: a ``str`` argument names an
-    input, an ``int`` k refers to step k; ``output`` and ``frozen`` are step numbers."""
-    index = {inp.name: i for i, inp in enumerate(RL_LOSS.inputs)}
-    n_in = len(RL_LOSS.inputs)
-    nodes = [
-        Node(RL_LOSS.op(op), tuple(index[a] if isinstance(a, str) else n_in + a for a in args),
-             k in frozen)
-        for k, (op, *args) in enumerate(steps)
-    ]
-    return Program(RL_LOSS, nodes, output=None if output is None else n_in + output, ids=ids)
 
 
 # -- formulas ---------------------------------------------------------------------------
