@@ -77,13 +77,20 @@ def forward(
     return Trace(program, values)
 
 
-def backward(trace: Trace) -> dict[tuple[str, str], np.ndarray]:
-    """d(mean loss)/d(each trainable parameter application's output)."""
+def backward(
+    trace: Trace, seed: float | None = None
+) -> dict[tuple[str, str], np.ndarray]:
+    """d(mean loss)/d(each trainable parameter application's output).
+
+    ``seed`` is the cotangent of each output element (default ``1/size``, the batch
+    mean); e.g. ``1/B`` when the trace holds several stacked batches of size ``B``.
+    """
     program, values = trace.program, trace.values
     carries, ids = program.carries_gradient, program.ids
     grads: list[Any] = [None] * len(program)
     out = values[program.output]
-    grads[program.output] = np.full(np.shape(out), 1.0 / np.size(out))
+    scale = 1.0 / np.size(out) if seed is None else seed
+    grads[program.output] = np.full(np.shape(out), scale)
     result: dict[tuple[str, str], np.ndarray] = {}
     with np.errstate(all="ignore"):
         for idx, op, args in reversed(program.plan):

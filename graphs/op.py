@@ -51,6 +51,9 @@ class Op:
         arg_precedence: minimum precedence each rendered argument needs to appear
             without parentheses.
         grad_args: per argument, whether a gradient flows through it.
+        mixes_rows: the output for one sample depends on other samples of the batch
+            (e.g. a mean over the batch). Programs free of such ops (and of random
+            draws) can evaluate several independent batches stacked as one.
         faithful: per argument, whether the VJP never maps a non-zero cotangent to
             zero (whatever the argument values): e.g. Add and Select are faithful,
             Mul is not (the other factor may be zero), nor are shift-invariant ops
@@ -70,6 +73,7 @@ class Op:
     arg_precedence: tuple[int, ...] = ()
     grad_args: tuple[bool, ...] = field(default=())
     faithful: tuple[bool, ...] = field(default=())
+    mixes_rows: bool = False
 
     def __post_init__(self) -> None:
         arities = {len(s.args) for s in self.signatures}

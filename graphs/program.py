@@ -311,6 +311,13 @@ class Program:
                 return True
         return False
 
+    @property
+    def rowwise(self) -> bool:
+        """Whether each sample's output depends on that sample alone (no live op mixes
+        batch rows, and no random draws), so independent batches can be stacked."""
+        return self._cached("rowwise", lambda: all(
+            not op.mixes_rows and op.kind != "random" for _, op, _ in self.plan))
+
     # -- validation ------------------------------------------------------------------
     def check(self, numeric: bool = True) -> None:
         """Raise :class:`ProgramError` with the reason if the program is invalid.

@@ -1,0 +1,63 @@
+"""Observation wrappers that turn environments into flat float32 vectors for an MLP agent."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class FlatFloatObs(gym.ObservationWrapper):
+    """Box observations cast to a 1-D float32 vector, values unchanged (classic control)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        if not isinstance(space, gym.spaces.Box):
+            raise _error(f"FlatFloatObs needs a Box observation space, got {space}")
+        self.observation_space = gym.spaces.Box(
+            low=space.low.astype(np.float32).reshape(-1),
+            high=space.high.astype(np.float32).reshape(-1),
+            dtype=np.float32,
+        )
+
+    def observation(self, observation):
+        return np.asarray(observation, dtype=np.float32).reshape(-1)
+
+
+class MiniGridFlatObs(gym.ObservationWrapper):
+    """The fully observed MiniGrid grid, each channel scaled to [0, 1], flattened to float32.
+
+    minigrid's ``FullyObsWrapper`` encodes every cell as (object, colour, state); the
+    agent's cell holds the object 'agent' and, as its state, the agent's direction
+    (0-3), so position and heading are both visible. The paper's agent sees this grid
+    "normalized and flattened" (reference.md §1.3); each channel is divided by its
+    largest possible value: the last object index, the last colour index, and 3 (door
+    states 0-2, directions 0-3). What the agent carries is not encoded, but a picked-up
+    key is gone from the grid.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        # minigrid is imported here, not at module level, so that `import envs` stays fast.
+        from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+        from minigrid.minigrid_env import MiniGridEnv
+        from minigrid.wrappers import FullyObsWrapper
+
+        if not isinstance(env.unwrapped, MiniGridEnv):
+            raise _error(f"MiniGridFlatObs wraps MiniGrid environments, got {env.unwrapped}")
+        super().__init__(FullyObsWrapper(env))
+        self._scale = np.array(
+            [max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), 3], dtype=np.float32
+        )
+        width, height, channels = self.env.observation_space["image"].shape
+        self.observation_space = gym.spaces.Box(
+            0.0, 1.0, (width * height * channels,), dtype=np.float32
+        )
+
+    def observation(self, observation):
+        return (observation["image"] / self._scale).astype(np.float32, copy=False).reshape(-1)
+
+
+def _error(message: str) -> Exception:
+    from envs.registry import EnvError  # imported late: the registry imports this module
+
+    return EnvError(message, where="wrappers")
