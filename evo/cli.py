@@ -8,10 +8,13 @@ one line (``evo: error: ...``) with exit status 2, never as a traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from envs import EnvError
+from evo.errors import EvoError
 from graphs.equivalence import FEC, MODES, canonicalize
 from graphs.errors import ProgramError
 from graphs.fileformat import dumps, load
@@ -114,6 +117,59 @@ def _cmd_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_hurdle(text: str | None):
+    import envs
+
+    if text is None or text.lower() == "none":
+        return None
+    env, _, threshold = text.partition(":")
+    try:
+        value = float(threshold) if threshold else envs.DEFAULT_HURDLE.threshold
+    except ValueError:
+        raise UsageError(f"--hurdle {text!r}: the threshold after ':' must be a number, "
+                         "e.g. --hurdle CartPole:0.6") from None
+    return envs.Hurdle(env, value)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from evo.rl_evaluator import RLEvaluator
+
+    program = resolve_program(args.program)
+    program.check()
+    evaluator = RLEvaluator(
+        args.env, _parse_hurdle(args.hurdle), tuple(range(args.seed, args.seed + args.seeds)),
+        steps=args.steps, time_limit=args.time_limit,
+    )
+    result = evaluator.evaluate(program)
+    out = {
+        "program": args.program,
+        "formula": formula(program),
+        "fitness": result.fitness,
+        "scores": result.scores,
+        "status": result.status,
+        "reason": result.reason,
+        "hurdle": result.hurdle,
+        "seconds": round(result.seconds, 3),
+        "steps": result.steps,
+        "envs": [
+            {"env": r.env, "score": r.score, "mean_return": r.mean_return,
+             "seed_scores": r.seed_scores, "episodes": r.episodes, "steps": r.steps}
+            for r in result.envs
+        ],
+    }
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _cmd_envs(args: argparse.Namespace) -> int:
+    import envs
+
+    for spec in envs.list_envs():
+        print(f"{spec.id:<32} {spec.gym_id:<34} [{spec.r_min:g}, {spec.r_max:g}]  "
+              f"{spec.budget}{'  (hurdle)' if spec.hurdle else ''}")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from evo.demo import run_demo
 
@@ -159,6 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output")
     p.set_defaults(func=_cmd_mutate)
 
+    ev = sub.add_parser("eval", help="train agents with a loss program and print its scores")
+    ev.add_argument("program", help="built-in name (dqn, ddqn, ...) or program file")
+    ev.add_argument("--env", action="append", required=True, metavar="ENV",
+                    help="environment id (repeatable); see `evo envs`")
+    ev.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    ev.add_argument("--seeds", type=int, default=1, help="agents per environment (default 1)")
+    ev.add_argument("--steps", type=int, default=None,
+                    help="train this many steps per environment instead of its budget")
+    ev.add_argument("--hurdle", default=None, metavar="ENV[:THRESHOLD]",
+                    help="run ENV first and stop below THRESHOLD (default 0.6); default none")
+    ev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+    ev.set_defaults(func=_cmd_eval)
+
+    en = sub.add_parser("envs", help="list the registered environments")
+    en.set_defaults(func=_cmd_envs)
+
     demo = sub.add_parser("demo", help="the embedded default job (writes results)")
     demo.add_argument("--out", default="results/demo", help="output directory")
     demo.add_argument("--mutations", type=int, default=20_000)
@@ -172,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ProgramError, UsageError) as err:
+    except (ProgramError, UsageError, EvoError, EnvError) as err:
         print(f"evo: error: {err}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `evo program dot dqn | head`
