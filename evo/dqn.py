@@ -105,13 +105,15 @@ def train(
     budget: object | None = None,
     time_limit: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    step_limit: int | None = None,
 ) -> list[AgentRun]:
     """Train one agent per seed on ``spec`` (an ``envs.EnvSpec``) with ``program`` as
     the loss, in lockstep. ``budget`` (an ``envs.Budget``) overrides the env's.
 
     Never raises for numerical trouble: an agent whose loss or parameters stop being
     finite ends with status ``"nan"``; agents still running after ``time_limit``
-    seconds end with ``"timeout"``.
+    seconds, or after ``step_limit`` steps without finishing their budget, end with
+    ``"timeout"``.
     """
     t_start = time.perf_counter()
     seeds = [int(s) for s in seeds]
@@ -177,6 +179,9 @@ def train(
                 reset_obs[i] = envs[i].reset()[0]
             if len(runs[i].episode_returns) >= max_episodes or runs[i].steps >= max_steps:
                 active[i] = False
+            elif step_limit is not None and runs[i].steps >= step_limit:
+                _stop(runs[i], active, i, "timeout",
+                      f"exceeded the step limit of {step_limit} before finishing its budget")
         buffer.add(live, obs[live], actions[live], rewards[live], next_obs[live], terminal[live])
         obs = next_obs
         for i, o in reset_obs.items():

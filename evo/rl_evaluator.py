@@ -73,6 +73,9 @@ class RLEvaluator:
             of its default budget (e.g. for a quick look).
         budget_scale: multiplies every default budget (e.g. 0.25 for a laptop run).
         time_limit: wall-clock seconds for the whole evaluation.
+        max_steps: environment steps one agent may take on one environment before
+            the evaluation ends with status ``"timeout"`` (guards against episode
+            budgets whose episodes never end).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class RLEvaluator:
         steps: int | None = None,
         budget_scale: float = 1.0,
         time_limit: float | None = None,
+        max_steps: int | None = None,
     ) -> None:
         if isinstance(envs, str):
             envs = [envs]
@@ -106,6 +110,9 @@ class RLEvaluator:
         if time_limit is not None and not time_limit > 0:
             raise ConfigError(f"time_limit = {time_limit!r}: must be a positive number of seconds")
         self.time_limit = time_limit
+        if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+            raise ConfigError(f"max_steps = {max_steps!r}: must be a positive integer")
+        self.max_steps = max_steps
 
     def __repr__(self) -> str:
         hurdle = f"{self.hurdle.env}>={self.hurdle.threshold}" if self.hurdle else "none"
@@ -140,6 +147,9 @@ class RLEvaluator:
                 env_result = self._train(program, spec, seeds, remaining, bar)
                 result.envs.append(env_result)
                 result.steps += env_result.steps
+                if env_result.status == "timeout" and "step limit" in env_result.reason:
+                    return self._fail(result, "timeout", f"{spec.id}: {env_result.reason}",
+                                      start)
                 if env_result.status == "timeout":
                     return self._fail(
                         result, "timeout", f"time limit of {self.time_limit:g} s reached while "
@@ -178,7 +188,7 @@ class RLEvaluator:
                time_limit: float | None, bar: _ProgressBar) -> EnvResult:
         t0 = time.perf_counter()
         runs = train(program, spec, seeds, self.config, self.budgets[spec.id], time_limit,
-                     on_progress=bar.callback(len(seeds)))
+                     on_progress=bar.callback(len(seeds)), step_limit=self.max_steps)
         bad = next((r for r in runs if r.status != "ok"), None)
         seed_scores = [spec.score(r.episode_returns, self.config.score_window) for r in runs]
         returns = [sum(r.episode_returns[-self.config.score_window:]) /
