@@ -49,23 +49,30 @@ class DQNConfig:
         def bad(name: str, why: str) -> ConfigError:
             return ConfigError(f"DQNConfig.{name} = {getattr(self, name)!r}: {why}")
 
-        if not self.hidden or any(not isinstance(h, int) or h < 1 for h in self.hidden):
+        def is_int(v: object) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_real(v: object) -> bool:
+            return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+        if (not isinstance(self.hidden, tuple) or not self.hidden
+                or any(not is_int(h) or h < 1 for h in self.hidden)):
             raise bad("hidden", "needs one or more positive layer widths, e.g. (256, 256)")
         for name in ("batch_size", "updates_per_step", "target_update_period", "buffer_size",
                      "score_window"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise bad(name, "must be a positive integer")
-        if not isinstance(self.learning_starts, int) or self.learning_starts < 0:
+        if not is_int(self.learning_starts) or self.learning_starts < 0:
             raise bad("learning_starts", "must be a non-negative integer")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise bad("learning_rate", "must be a positive number")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise bad("gamma", "must be in [0, 1]")
-        for name in ("epsilon_start", "epsilon_end"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise bad(name, "must be in [0, 1]")
-        if self.epsilon_decay_steps is not None and self.epsilon_decay_steps < 1:
-            raise bad("epsilon_decay_steps", "must be a positive integer or None")
+        for name in ("learning_rate", "adam_eps"):
+            if not is_real(getattr(self, name)) or getattr(self, name) <= 0:
+                raise bad(name, "must be a positive finite number")
+        for name in ("gamma", "epsilon_start", "epsilon_end"):
+            if not is_real(getattr(self, name)) or not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "must be a number in [0, 1]")
+        if self.epsilon_decay_steps is not None and (
+                not is_int(self.epsilon_decay_steps) or self.epsilon_decay_steps < 1):
+            raise bad("epsilon_decay_steps", "must be a positive integer or None (the env's)")
 
     @classmethod
     def field_names(cls) -> list[str]:

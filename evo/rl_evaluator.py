@@ -96,11 +96,13 @@ class RLEvaluator:
         self.specs = [envlib.get(e) for e in envs]
         self.hurdle = hurdle
         self.hurdle_spec = envlib.get(hurdle.env) if hurdle is not None else None
-        if not seeds or any(not isinstance(s, int) or s < 0 for s in seeds):
+        if not seeds or any(not isinstance(s, int) or isinstance(s, bool) or s < 0
+                             for s in seeds):
             raise ConfigError(f"seeds = {seeds!r}: give one or more non-negative integers")
         self.seeds = tuple(seeds)
         self.config = config or DQNConfig()
-        if steps is not None and (not isinstance(steps, int) or steps < 1):
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool)
+                                  or steps < 1):
             raise ConfigError(f"steps = {steps!r}: must be a positive integer")
         self.steps = steps
         self.budgets = {
