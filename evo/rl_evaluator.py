@@ -122,20 +122,23 @@ class RLEvaluator:
                 f"seeds={list(self.seeds)})")
 
     def __call__(self, program: Program, seed: int | None = None,
-                 progress: bool | None = None) -> Evaluation:
-        return self.evaluate(program, seed, progress)
+                 progress: bool | None = None, budget_scale: float = 1.0) -> Evaluation:
+        return self.evaluate(program, seed, progress, budget_scale)
 
     def evaluate(self, program: Program, seed: int | None = None,
-                 progress: bool | None = None) -> Evaluation:
-        """Evaluate ``program``; ``seed`` offsets the evaluator's seeds."""
+                 progress: bool | None = None, budget_scale: float = 1.0) -> Evaluation:
+        """Evaluate ``program``; ``seed`` offsets the evaluator's seeds and
+        ``budget_scale`` multiplies every budget (progressive hurdles use it)."""
         start = time.perf_counter()
+        budgets = self.budgets if budget_scale == 1.0 else {
+            k: b.scaled(budget_scale) for k, b in self.budgets.items()}
         seeds = [s + (seed or 0) for s in self.seeds]
         order = list(self.specs)
         if self.hurdle_spec is not None:
             order = [self.hurdle_spec] + [s for s in order if s.id != self.hurdle_spec.id]
         counted = {s.id for s in self.specs}
         result = Evaluation(fitness=0.0, scores={})
-        bar = _ProgressBar(sum(self._max_steps(s) for s in order) * len(seeds),
+        bar = _ProgressBar(sum(self._max_steps(budgets[s.id]) for s in order) * len(seeds),
                            enabled=progress)
         try:
             program.check()
@@ -146,7 +149,7 @@ class RLEvaluator:
                     if remaining <= 0:
                         return self._fail(result, "timeout",
                                           f"time limit {self.time_limit:g} s reached", start)
-                env_result = self._train(program, spec, seeds, remaining, bar)
+                env_result = self._train(program, spec, seeds, remaining, bar, budgets[spec.id])
                 result.envs.append(env_result)
                 result.steps += env_result.steps
                 if env_result.status == "timeout" and "step limit" in env_result.reason:
@@ -182,14 +185,15 @@ class RLEvaluator:
         result.seconds = time.perf_counter() - start
         return result
 
-    def _max_steps(self, spec: envlib.EnvSpec) -> int:
-        budget = self.budgets[spec.id]
+    @staticmethod
+    def _max_steps(budget: envlib.Budget) -> int:
         return budget.steps or budget.episodes * 200
 
     def _train(self, program: Program, spec: envlib.EnvSpec, seeds: list[int],
-               time_limit: float | None, bar: _ProgressBar) -> EnvResult:
+               time_limit: float | None, bar: _ProgressBar,
+               budget: envlib.Budget) -> EnvResult:
         t0 = time.perf_counter()
-        runs = train(program, spec, seeds, self.config, self.budgets[spec.id], time_limit,
+        runs = train(program, spec, seeds, self.config, budget, time_limit,
                      on_progress=bar.callback(len(seeds)), step_limit=self.max_steps)
         bad = next((r for r in runs if r.status != "ok"), None)
         seed_scores = [spec.score(r.episode_returns, self.config.score_window) for r in runs]

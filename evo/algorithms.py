@@ -1,0 +1,175 @@
+"""Search algorithms: small values that propose programs and learn from fitness.
+
+Every algorithm has the same interface, so the search loop knows none of them:
+
+* ``propose()`` returns the next :class:`Candidate` (a program and its lineage);
+* ``observe(trial_id, candidate, fitness)`` reports a finished evaluation;
+* ``state()`` / ``restore(state, programs)`` persist and reload the algorithm
+  exactly (population by trial id, counters, random-generator state).
+
+Proposals and observations may interleave freely: the loop is steady-state and
+asynchronous, and a free worker gets the next child at once.
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from evo.errors import ConfigError
+from graphs.generate import from_scratch, seeded_program
+from graphs.mutation import Mutator
+from graphs.program import Program
+
+
+@dataclass
+class Candidate:
+    """A proposed program with its lineage."""
+
+    program: Program
+    parent: int | None = None  # trial id of the parent
+    mutation: str = "seed"  # "seed", "random", or what the mutation did
+    generation: int = 0  # mutations since the initial population
+
+
+class SeedSpace:
+    """Where initial (and brand-new) programs come from.
+
+    ``SeedSpace("dqn", 14)`` is the paper's seeded setting (a built-in followed by
+    14 random nodes); ``SeedSpace(None, 7)`` the from-scratch setting (frozen
+    skeleton plus 7 free nodes).
+    """
+
+    def __init__(self, base: str | None = "dqn", extra_nodes: int = 14) -> None:
+        if not isinstance(extra_nodes, int) or extra_nodes < 1:
+            raise ConfigError(f"extra_nodes = {extra_nodes!r}: must be a positive integer")
+        self.base, self.extra_nodes = base, extra_nodes
+        if base is not None:
+            from graphs.library import builtin
+
+            builtin(base)  # unknown names fail now, with close matches
+
+    def __call__(self, rng: random.Random) -> Program:
+        if self.base is None:
+            return from_scratch(self.extra_nodes, rng)
+        return seeded_program(self.base, self.extra_nodes, rng)
+
+    def __repr__(self) -> str:
+        what = "skeleton" if self.base is None else self.base
+        return f"SeedSpace({what} + {self.extra_nodes} nodes)"
+
+
+class SearchAlgorithm(ABC):
+    """The interface the search loop uses."""
+
+    name = "algorithm"
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.proposed = 0
+
+    @abstractmethod
+    def propose(self) -> Candidate: ...
+
+    def observe(self, trial_id: int, candidate: Candidate, fitness: float) -> None:
+        """A finished evaluation (default: nothing to learn)."""
+        return None
+
+    def state(self) -> dict:
+        """Everything needed to continue exactly, as JSON-serializable values."""
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "proposed": self.proposed}
+
+    def restore(self, state: Mapping, programs: Mapping[int, Program]) -> None:
+        """Continue from ``state``; ``programs`` maps trial ids to their programs."""
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.proposed = int(state["proposed"])
+
+
+class RandomSearch(SearchAlgorithm):
+    """The baseline: every proposal is a fresh draw from the seed space."""
+
+    name = "random"
+
+    def __init__(self, space: Callable[[random.Random], Program] | None = None,
+                 seed: int = 0) -> None:
+        super().__init__(seed)
+        self.space = space or SeedSpace()
+
+    def __repr__(self) -> str:
+        return f"RandomSearch({self.space!r})"
+
+    def propose(self) -> Candidate:
+        self.proposed += 1
+        return Candidate(self.space(self.rng), mutation="random")
+
+
+class RegularizedEvolution(SearchAlgorithm):
+    """Aging evolution (Real et al., 2019), steady state and asynchronous.
+
+    The first ``population_size`` proposals are draws from ``space`` (the initial
+    population). Afterwards each proposal mutates the fittest of
+    ``tournament_size`` members drawn at random from the current population; every
+    observed child joins the population and the oldest member leaves.
+    """
+
+    name = "regularized_evolution"
+
+    def __init__(
+        self,
+        population_size: int = 300,
+        tournament_size: int = 25,
+        mutation_p: float = 0.95,
+        space: Callable[[random.Random], Program] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(seed)
+        if not isinstance(population_size, int) or population_size < 1:
+            raise ConfigError(f"population_size = {population_size!r}: must be a positive "
+                              "integer (the paper uses 300)")
+        if not isinstance(tournament_size, int) or not 1 <= tournament_size <= population_size:
+            raise ConfigError(f"tournament_size = {tournament_size!r}: must be an integer in "
+                              f"[1, population_size = {population_size}] (the paper uses 25)")
+        self.population_size = population_size
+        self.tournament_size = tournament_size
+        self.space = space or SeedSpace()
+        # A brand-new program (probability 1 - p) is a fresh draw from the same space.
+        self.mutator = Mutator(p=mutation_p, fresh=self.space)
+        self.population: deque[tuple[int, float, int, Program]] = deque()
+
+    def __repr__(self) -> str:
+        return (f"RegularizedEvolution(P={self.population_size}, T={self.tournament_size}, "
+                f"p={self.mutator.p}, {self.space!r})")
+
+    def propose(self) -> Candidate:
+        self.proposed += 1
+        if self.proposed <= self.population_size or not self.population:
+            return Candidate(self.space(self.rng), mutation="seed")
+        k = min(self.tournament_size, len(self.population))
+        contestants = self.rng.sample(range(len(self.population)), k)
+        parent_id, _, generation, parent = max(
+            (self.population[i] for i in contestants), key=lambda m: m[1])
+        child, what = self.mutator.mutate(parent, self.rng)
+        return Candidate(child, parent_id, str(what), generation + 1)
+
+    def observe(self, trial_id: int, candidate: Candidate, fitness: float) -> None:
+        self.population.append((trial_id, float(fitness), candidate.generation,
+                                candidate.program))
+        if len(self.population) > self.population_size:
+            self.population.popleft()
+
+    def state(self) -> dict:
+        state = super().state()
+        state["population"] = [[tid, fit, gen] for tid, fit, gen, _ in self.population]
+        return state
+
+    def restore(self, state: Mapping, programs: Mapping[int, Program]) -> None:
+        super().restore(state, programs)
+        self.population = deque(
+            (int(tid), float(fit), int(gen), programs[int(tid)])
+            for tid, fit, gen in state["population"]
+        )

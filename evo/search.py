@@ -1,0 +1,237 @@
+"""The search loop: propose, deduplicate, evaluate, select — durably.
+
+It knows algorithms, evaluators and workers only through their interfaces
+(:class:`~evo.algorithms.SearchAlgorithm`, a callable evaluator, and
+:class:`~evo.workers.Backend`), and records everything in a
+:class:`~evo.store.RunStore`, from which a killed run resumes where it stopped.
+
+Each proposal is fingerprinted first. A fingerprint already evaluated reuses the
+cached fitness without training (the child still enters the population, as in the
+paper); one currently being evaluated waits for that evaluation.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from evo.algorithms import Candidate, SearchAlgorithm
+from evo.hurdles import ProgressiveHurdles
+from evo.store import RunStore
+from evo.workers import Backend, Outcome, Task
+from graphs.equivalence import FEC
+from graphs.fileformat import dumps, loads
+from graphs.render import formula
+
+
+@dataclass
+class Progress:
+    """Live and final statistics of a run."""
+
+    trials: int = 0  # candidates with a fitness (evaluated, failed or duplicate)
+    target: int = 0
+    evaluated: int = 0
+    duplicates: int = 0
+    hurdle_cut: int = 0
+    failed: int = 0
+    best_fitness: float = float("-inf")
+    best_trial: int | None = None
+    started: float = 0.0
+
+    @property
+    def duplicate_rate(self) -> float:
+        return self.duplicates / self.trials if self.trials else 0.0
+
+    @property
+    def hurdle_rate(self) -> float:
+        """Share of evaluated (non-duplicate) candidates cut by the hurdle."""
+        return self.hurdle_cut / self.evaluated if self.evaluated else 0.0
+
+
+class Search:
+    """A durable, asynchronous, steady-state search.
+
+    Args:
+        algorithm: proposes candidates and learns from their fitness.
+        store: the run store (new, or an existing one to resume).
+        backend: where evaluations run (local pool or Ray).
+        trials: total number of candidates (including duplicates) to finish.
+        fec: fingerprints programs (training mode by default).
+        hurdles: optional Progressive Dynamic Hurdles.
+        on_progress: called after every finished trial with a :class:`Progress`.
+    """
+
+    def __init__(self, algorithm: SearchAlgorithm, store: RunStore, backend: Backend,
+                 trials: int, fec: FEC | None = None,
+                 hurdles: ProgressiveHurdles | None = None,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.algorithm = algorithm
+        self.store = store
+        self.backend = backend
+        self.target = trials
+        self.fec = fec or FEC()
+        self.hurdles = hurdles
+        self.on_progress = on_progress
+        self.candidates: dict[int, Candidate] = {}
+        self.fingerprints: dict[int, str] = {}
+        self.levels: dict[int, int] = {}
+        self.pending: dict[str, int] = {}  # fingerprint -> in-flight trial
+        self.progress = Progress(target=trials)
+
+    # -- state -----------------------------------------------------------------------------
+    def _state(self) -> dict:
+        state = {"algorithm": self.algorithm.state()}
+        if self.hurdles is not None:
+            state["hurdles"] = self.hurdles.state()
+        return state
+
+    def _resume(self) -> None:
+        saved = self.store.get("algorithm")
+        if saved:
+            ids = [int(m[0]) for m in saved["algorithm"].get("population", [])]
+            self.algorithm.restore(saved["algorithm"], self.store.programs(ids))
+            if self.hurdles is not None and "hurdles" in saved:
+                self.hurdles.restore(saved["hurdles"])
+        for row in self.store.in_flight():
+            cand = Candidate(loads(row["program"], check=False), row["parent"],
+                             row["mutation"] or "", row["generation"])
+            self._dispatch(row["id"], cand, row["fingerprint"], row["level"])
+        self._load_progress()
+
+    def _load_progress(self) -> None:
+        p, db = self.progress, self.store.db
+        p.trials = self.store.finished()
+        p.duplicates = db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' "
+                                  "AND fitness IS NOT NULL").fetchone()[0]
+        p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
+                                 "('done','failed')").fetchone()[0]
+        p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
+        p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
+                                  "json_extract(result, '$.status')='hurdle'").fetchone()[0]
+        row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
+                         "ORDER BY fitness DESC, id LIMIT 1").fetchone()
+        if row:
+            p.best_fitness, p.best_trial = row["fitness"], row["id"]
+
+    # -- the loop --------------------------------------------------------------------------
+    def run(self) -> Progress:
+        """Run (or resume) until ``trials`` candidates have finished."""
+        self.progress.started = time.time()
+        self._resume()
+        proposed = self.store.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        while self.progress.trials < self.target:
+            while self.backend.running < self.backend.capacity and proposed < self.target:
+                self._propose()
+                proposed += 1
+            if self.progress.trials >= self.target:
+                break
+            if not self.backend.running:
+                if proposed >= self.target and self.progress.trials < self.target:
+                    raise RuntimeError("nothing in flight but the run is unfinished")
+                continue
+            for outcome in self.backend.poll(timeout=1.0):
+                self._finish(outcome)
+        return self.progress
+
+    def _propose(self) -> None:
+        cand = self.algorithm.propose()
+        fp = self.fec(cand.program)
+        text = formula(cand.program)
+        cached = self.store.fec_lookup(fp)
+        if cached is not None:
+            fitness, original = cached
+
+            def observed(tid: int) -> dict:
+                self.algorithm.observe(tid, cand, fitness)
+                return self._state()
+
+            tid = self.store.add_trial(cand.program, fp, text, cand.parent, cand.mutation,
+                                       cand.generation, observed, duplicate_of=original,
+                                       fitness=fitness)
+            self._count(tid, fitness, duplicate=True)
+            return
+        waiting_for = self.pending.get(fp)
+        tid = self.store.add_trial(cand.program, fp, text, cand.parent, cand.mutation,
+                                   cand.generation, self._state(), duplicate_of=waiting_for)
+        if waiting_for is not None:
+            self.candidates[tid] = cand
+            return
+        self._dispatch(tid, cand, fp, 0)
+
+    def _dispatch(self, tid: int, cand: Candidate, fp: str, level: int) -> None:
+        self.candidates[tid] = cand
+        self.fingerprints[tid] = fp
+        self.levels[tid] = level
+        self.pending.setdefault(fp, tid)
+        scale = self.hurdles.budget_scale(level) if self.hurdles is not None else 1.0
+        self.store.start(tid, self.backend.name)
+        self.backend.submit(Task(tid, dumps(cand.program), scale))
+
+    def _finish(self, outcome: Outcome) -> None:
+        tid = outcome.trial_id
+        cand = self.candidates[tid]
+        result = dict(outcome.result)
+        ok = result.get("status") in ("ok", "hurdle")
+        fitness = float(result.get("fitness", 0.0)) if ok else 0.0
+        level = self.levels.get(tid, 0)
+        result["level"] = level
+        if ok and self.hurdles is not None:
+            population = [(f, lv) for f, lv in self._population_levels()]
+            if self.hurdles.after(level, fitness, population):
+                self.levels[tid] = level + 1
+                self.store.save_state(self._state())
+                self.backend.submit(Task(tid, dumps(cand.program),
+                                         self.hurdles.budget_scale(level + 1)))
+                return
+        self.algorithm.observe(tid, cand, fitness)
+        waiting = [r["id"] for r in self.store.db.execute(
+            "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? AND "
+            "fitness IS NULL ORDER BY id", (tid,))]
+        if waiting:
+            programs = self.store.programs(waiting)
+            for wid in waiting:
+                dup = self.candidates.pop(wid, None) or Candidate(programs[wid])
+                self.algorithm.observe(wid, dup, fitness)
+        self.store.finish(tid, result, self._state(), outcome.worker)
+        self.pending.pop(self.fingerprints.pop(tid, ""), None)
+        self.candidates.pop(tid, None)
+        self.levels.pop(tid, None)
+        self._count(tid, fitness, duplicate=False, result=result)
+        for wid in waiting:
+            self._count(wid, fitness, duplicate=True)
+
+    def _population_levels(self) -> list[tuple[float, int]]:
+        pop = getattr(self.algorithm, "population", [])
+        ids = [m[0] for m in pop]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        levels = dict(self.store.db.execute(
+            f"SELECT id, level FROM trials WHERE id IN ({marks})", ids).fetchall())
+        return [(m[1], levels.get(m[0], 0)) for m in pop]
+
+    def _count(self, tid: int, fitness: float, duplicate: bool, result: dict | None = None) -> None:
+        p = self.progress
+        p.trials += 1
+        if duplicate:
+            p.duplicates += 1
+        else:
+            p.evaluated += 1
+            status = (result or {}).get("status")
+            if status == "hurdle":
+                p.hurdle_cut += 1
+            elif status not in ("ok", None):
+                p.failed += 1
+        if fitness > p.best_fitness:
+            p.best_fitness, p.best_trial = fitness, tid
+        if self.on_progress is not None:
+            self.on_progress(p)
+
+
+def print_progress(p: Progress, stream=sys.stderr) -> None:
+    """A one-line summary (used when no terminal progress bar is shown)."""
+    print(f"{p.trials}/{p.target} trials, best {p.best_fitness:.3f} (trial {p.best_trial}), "
+          f"duplicates {p.duplicate_rate:.1%}, hurdle cut {p.hurdle_rate:.1%}, "
+          f"failed {p.failed}", file=stream)

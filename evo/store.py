@@ -1,0 +1,258 @@
+"""The run store: one SQLite file (WAL mode) holding everything a run produced.
+
+Every proposed candidate is a row of ``trials`` from the moment it is proposed:
+program JSON, fingerprint, lineage, status (``proposed``/``running``/``done``/
+``failed``/``duplicate``), scores, hurdle outcome, failure reason, timings and
+worker. ``meta`` holds the run's config and the algorithm state; ``fec`` the
+equivalence cache (fingerprint -> fitness).
+
+Durability: each state change is one transaction, and a finished evaluation is
+committed together with the algorithm state it leads to, so a killed driver
+resumes with every finished trial recorded exactly once. Other processes can read
+the store while a run writes it (WAL readers never block the writer).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from evo.errors import EvoError
+from graphs.fileformat import dumps, loads
+from graphs.program import Program
+
+SCHEMA_VERSION = 1
+STATUSES = ("proposed", "running", "done", "failed", "duplicate")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('proposed','running','done','failed','duplicate')),
+    program TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    formula TEXT NOT NULL,
+    parent INTEGER,
+    mutation TEXT,
+    generation INTEGER NOT NULL DEFAULT 0,
+    fitness REAL,
+    scores TEXT,
+    hurdle TEXT,
+    reason TEXT,
+    result TEXT,
+    level INTEGER NOT NULL DEFAULT 0,
+    duplicate_of INTEGER,
+    worker TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    proposed_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    seconds REAL
+);
+CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
+CREATE INDEX IF NOT EXISTS trials_fingerprint ON trials(fingerprint);
+CREATE TABLE IF NOT EXISTS fec (
+    fingerprint TEXT PRIMARY KEY,
+    fitness REAL NOT NULL,
+    trial INTEGER NOT NULL,
+    hits INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class StoreError(EvoError):
+    """The store file is missing, not a run store, or from an incompatible version."""
+
+
+class RunStore:
+    """A run's SQLite store. Use :meth:`create` for a new run, :meth:`open` otherwise."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+        except sqlite3.OperationalError as err:
+            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+        self.db.row_factory = sqlite3.Row
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, config: Mapping[str, Any]) -> RunStore:
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"{path} already exists; use `evo resume {path}` to continue "
+                             "that run, or choose another store path")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        store = cls(path)
+        store.db.executescript(_SCHEMA)
+        with store.transaction():
+            store._set("schema_version", SCHEMA_VERSION)
+            store._set("config", dict(config))
+            store._set("created_at", time.time())
+        return store
+
+    @classmethod
+    def open(cls, path: str | Path, readonly: bool = False) -> RunStore:
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"{path}: no such run store")
+        store = cls(path, readonly=readonly)
+        try:
+            version = store.get("schema_version")
+        except sqlite3.DatabaseError:
+            raise StoreError(f"{path} is not an evo run store") from None
+        if version != SCHEMA_VERSION:
+            raise StoreError(f"{path}: store schema version {version}; this evo reads "
+                             f"version {SCHEMA_VERSION}")
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- meta ------------------------------------------------------------------------------
+    def _set(self, key: str, value: Any) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                        (key, json.dumps(value)))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    @property
+    def config(self) -> dict:
+        return self.get("config", {})
+
+    # -- writes ----------------------------------------------------------------------------
+    def add_trial(self, program: Program, fingerprint: str, formula: str, parent: int | None,
+                  mutation: str, generation: int,
+                  algorithm_state: Mapping | Callable[[int], Mapping],
+                  duplicate_of: int | None = None, fitness: float | None = None) -> int:
+        """Record a proposed candidate (or a duplicate, with its cached fitness) and the
+        algorithm state after proposing it, in one transaction; returns the trial id.
+        ``algorithm_state`` may be a function of the new trial id (called inside the
+        transaction), e.g. to let the algorithm observe a cached duplicate first."""
+        status = "duplicate" if duplicate_of is not None else "proposed"
+        with self.transaction():
+            cur = self.db.execute(
+                "INSERT INTO trials(status, program, fingerprint, formula, parent, mutation, "
+                "generation, fitness, duplicate_of, proposed_at, finished_at) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (status, dumps(program), fingerprint, formula, parent, mutation, generation,
+                 fitness, duplicate_of, time.time(),
+                 time.time() if fitness is not None else None))
+            tid = int(cur.lastrowid)
+            self._set("algorithm", algorithm_state(tid) if callable(algorithm_state)
+                      else algorithm_state)
+            if duplicate_of is not None and fitness is not None:
+                self.db.execute("UPDATE fec SET hits = hits + 1 WHERE fingerprint = ?",
+                                (fingerprint,))
+        return tid
+
+    def start(self, trial_id: int, worker: str) -> None:
+        with self.transaction():
+            self.db.execute(
+                "UPDATE trials SET status='running', worker=?, started_at=?, "
+                "attempts = attempts + 1 WHERE id=? AND status IN ('proposed','running')",
+                (worker, time.time(), trial_id))
+
+    def finish(self, trial_id: int, result: Mapping[str, Any], algorithm_state: Mapping,
+               worker: str | None = None) -> list[int]:
+        """Record a finished evaluation, cache its fitness by fingerprint, resolve the
+        duplicates that waited for it, and save the algorithm state, atomically.
+        Returns the ids of the resolved duplicates."""
+        ok = result.get("status") in ("ok", "hurdle")
+        fitness = float(result.get("fitness", 0.0)) if ok else 0.0
+        now = time.time()
+        with self.transaction():
+            row = self.db.execute("SELECT status, fingerprint, started_at FROM trials "
+                                  "WHERE id=?", (trial_id,)).fetchone()
+            if row is None or row["status"] in ("done", "failed"):
+                raise StoreError(f"trial {trial_id} is not in flight (status "
+                                 f"{row['status'] if row else 'missing'})")
+            self.db.execute(
+                "UPDATE trials SET status=?, fitness=?, scores=?, hurdle=?, reason=?, "
+                "result=?, level=?, worker=COALESCE(?, worker), finished_at=?, seconds=? "
+                "WHERE id=?",
+                ("done" if ok else "failed", fitness, json.dumps(result.get("scores", {})),
+                 json.dumps(result.get("hurdle")), result.get("reason", ""),
+                 json.dumps(result), int(result.get("level", 0)), worker, now,
+                 result.get("seconds"), trial_id))
+            self.db.execute(
+                "INSERT OR IGNORE INTO fec(fingerprint, fitness, trial) VALUES (?,?,?)",
+                (row["fingerprint"], fitness, trial_id))
+            waiting = [r["id"] for r in self.db.execute(
+                "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? "
+                "AND fitness IS NULL", (trial_id,))]
+            if waiting:
+                self.db.executemany(
+                    "UPDATE trials SET fitness=?, finished_at=? WHERE id=?",
+                    [(fitness, now, i) for i in waiting])
+                self.db.execute("UPDATE fec SET hits = hits + ? WHERE fingerprint = ?",
+                                (len(waiting), row["fingerprint"]))
+            self._set("algorithm", algorithm_state)
+        return waiting
+
+    def save_state(self, algorithm_state: Mapping) -> None:
+        with self.transaction():
+            self._set("algorithm", algorithm_state)
+
+    # -- reads -----------------------------------------------------------------------------
+    def fec_lookup(self, fingerprint: str) -> tuple[float, int] | None:
+        row = self.db.execute("SELECT fitness, trial FROM fec WHERE fingerprint=?",
+                              (fingerprint,)).fetchone()
+        return (row["fitness"], row["trial"]) if row else None
+
+    def in_flight(self) -> list[sqlite3.Row]:
+        """Trials proposed or running when the run stopped, in proposal order."""
+        return self.db.execute("SELECT * FROM trials WHERE status IN ('proposed','running') "
+                               "ORDER BY id").fetchall()
+
+    def pending_duplicate(self, fingerprint: str) -> int | None:
+        """The in-flight trial with this fingerprint, if any."""
+        row = self.db.execute("SELECT id FROM trials WHERE fingerprint=? AND status IN "
+                              "('proposed','running') ORDER BY id LIMIT 1",
+                              (fingerprint,)).fetchone()
+        return row["id"] if row else None
+
+    def programs(self, ids: list[int]) -> dict[int, Program]:
+        out = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(f"SELECT id, program FROM trials WHERE id IN ({marks})",
+                                       chunk):
+                out[row["id"]] = loads(row["program"], check=False)
+        return out
+
+    def trial(self, trial_id: int) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(STATUSES, 0)
+        for row in self.db.execute("SELECT status, COUNT(*) n FROM trials GROUP BY status"):
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def finished(self) -> int:
+        """Trials with a fitness: evaluated (done or failed) or resolved duplicates."""
+        return self.db.execute("SELECT COUNT(*) FROM trials WHERE status IN ('done','failed') "
+                               "OR (status='duplicate' AND fitness IS NOT NULL)").fetchone()[0]
