@@ -11,15 +11,22 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The main job: a small real search (the `quick` preset, a few minutes on 2 cores) that
+# writes its run store, the top-k dataset and plots to results/quick/.
 demo: $(BIN)/.installed
-	$(BIN)/evo demo --out results/demo
+	rm -rf results/quick
+	$(BIN)/evo run --preset quick --store results/quick/run.db --out results/quick
 
 test: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python bench/bench_graphs.py
+	$(BIN)/python bench/bench_search.py
+	$(BIN)/python bench/bench_ray.py
+	$(BIN)/python bench/bench_rl.py speed returns hurdle cartpole bad
 
 clean:
 	rm -rf $(VENV) build *.egg-info

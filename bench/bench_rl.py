@@ -95,7 +95,7 @@ def sb3_dqn(env_id: str, total: int, seed: int):
         target_update_interval=CONFIG.target_update_period, tau=1.0,
         exploration_initial_eps=CONFIG.epsilon_start, exploration_final_eps=CONFIG.epsilon_end,
         exploration_fraction=min(1.0, spec.epsilon_decay_steps / total),
-        policy_kwargs={"net_arch": list(CONFIG.hidden)}, optimizer_kwargs=None,
+        policy_kwargs={"net_arch": list(CONFIG.hidden)},
         seed=seed, device="cpu", verbose=0,
     )
     return model, monitor
@@ -188,8 +188,11 @@ def bad_losses() -> dict:
     td = [("QValues", "Q", "s_t"), ("Select", 0, "a_t"), ("QValues", "Q_targ", "s_tp1"),
           ("Max", 2), ("Mul", "gamma", 3)]
     return {
-        # 0.5·(Q(s,a) − γ·max Qt(s',a'))²: the reward never enters
+        # 0.5·(Q(s,a) − γ·max Qt(s',a'))²: the reward never enters. On CartPole this still
+        # learns: every reward is +1 and γ = γ·(1 − done) carries the termination signal.
         "ignores_reward": from_steps(td + [("SqDist", 1, 4)]),
+        # 0.5·(Q(s,a) − max Qt(s',a'))²: neither the reward nor termination enters
+        "ignores_reward_and_termination": from_steps(td[:4] + [("SqDist", 1, 3)]),
         # 0.01 − 0.5·δ²: gradient ascent on the TD error
         "wrong_sign": from_steps(td + [("Add", "r_t", 4), ("SqDist", 1, 5), ("Const0.01",),
                                        ("Sub", 7, 6)]),

@@ -1,8 +1,10 @@
 """The ``evo`` command line.
 
 ``evo program show|check|hash|dot|random|mutate`` work with single programs;
-``evo demo`` runs the embedded default job. Errors in user input are reported as
-one line (``evo: error: ...``) with exit status 2, never as a traceback.
+``evo eval`` trains agents with one; ``evo run|resume|status|export|plot`` run a
+search from a TOML config (or a preset) and read its store; ``evo demo`` runs the
+embedded default job. Errors in user input are reported as one line
+(``evo: error: ...``) with exit status 2, never as a traceback.
 """
 
 from __future__ import annotations
@@ -131,15 +133,44 @@ def _parse_hurdle(text: str | None):
     return envs.Hurdle(env, value)
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
+def _eval_evaluator(args: argparse.Namespace):
     from evo.rl_evaluator import RLEvaluator
 
+    if args.config is None and args.preset is None:
+        if not args.env:
+            raise UsageError("give --env ENV (repeatable), or --config CONFIG.toml / --preset "
+                             "NAME to use a run's evaluator settings")
+        return RLEvaluator(
+            args.env, _parse_hurdle(args.hurdle),
+            tuple(range(args.seed, args.seed + args.seeds)),
+            steps=args.steps, time_limit=args.time_limit,
+        )
+    from evo.runner import make_evaluator
+
+    if args.config is not None and args.preset is not None:
+        raise UsageError("give --config or --preset, not both")
+    config = _load_run_config(args.config, args.preset)
+    changes = {}
+    if args.env:
+        changes["evaluator.envs"] = args.env
+    if args.hurdle is not None:
+        hurdle = _parse_hurdle(args.hurdle)
+        changes["evaluator.hurdle"] = (False if hurdle is None else
+                                       {"env": hurdle.env, "threshold": hurdle.threshold})
+    if args.steps is not None:
+        changes["evaluator.steps"] = args.steps
+        changes["evaluator.budget_scale"] = 1.0
+    if args.seed != 0 or args.seeds != 1:
+        changes["evaluator.seeds"] = list(range(args.seed, args.seed + args.seeds))
+    if args.time_limit is not None:
+        changes["evaluator.time_limit"] = args.time_limit
+    return make_evaluator(config.replace(**changes) if changes else config)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
     program = resolve_program(args.program)
     program.check()
-    evaluator = RLEvaluator(
-        args.env, _parse_hurdle(args.hurdle), tuple(range(args.seed, args.seed + args.seeds)),
-        steps=args.steps, time_limit=args.time_limit,
-    )
+    evaluator = _eval_evaluator(args)
     result = evaluator.evaluate(program)
     out = {
         "program": args.program,
@@ -167,6 +198,132 @@ def _cmd_envs(args: argparse.Namespace) -> int:
     for spec in envs.list_envs():
         print(f"{spec.id:<32} {spec.gym_id:<34} [{spec.r_min:g}, {spec.r_max:g}]  "
               f"{spec.budget}{'  (hurdle)' if spec.hurdle else ''}")
+    return 0
+
+
+# -- searches --------------------------------------------------------------------------------
+def _load_run_config(path: str | None, preset: str | None):
+    from evo.config import load_config
+    from evo.config import preset as load_preset
+
+    if (path is None) == (preset is None):
+        raise UsageError("give a config file (evo run CONFIG.toml) or a preset "
+                         "(evo run --preset quick), not both" if path else
+                         "give a config file (evo run CONFIG.toml) or a preset "
+                         "(evo run --preset quick)")
+    return load_preset(preset) if preset is not None else load_config(Path(path))
+
+
+def _default_store(name: str) -> Path:
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = Path("runs") / f"{name}-{stamp}.db"
+    n = 1
+    while path.exists():
+        n += 1
+        path = Path("runs") / f"{name}-{stamp}-{n}.db"
+    return path
+
+
+def _check_backend_flags(args: argparse.Namespace) -> None:
+    if args.address is not None and args.backend == "local":
+        raise UsageError("--address is the Ray cluster to use; it needs --backend ray")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers {args.workers}: must be a positive integer")
+    if args.trials is not None and args.trials < 1:
+        raise UsageError(f"--trials {args.trials}: must be a positive integer")
+
+
+def _after_run(store: Path, progress, out: str | None, top: int) -> None:
+    from evo.runner import summary_line
+
+    print(f"finished {summary_line(progress)}")
+    print(f"store: {store}")
+    if out:
+        from evo.export import export
+        from evo.plots import plot
+
+        paths = export(store, Path(out) / "dataset", top=top)
+        print(f"dataset: {paths['jsonl'].parent} (top {top} unique programs)")
+        pngs = plot(store, Path(out) / "plots")
+        print(f"plots: {', '.join(str(p) for p in pngs)}")
+    else:
+        print(f"next: evo status {store} | evo export {store} --top {top} -o DIR | "
+              f"evo plot {store}")
+
+
+def _interrupted(store: Path) -> int:
+    print(f"\nevo: interrupted; the store is consistent. Continue with: evo resume {store}",
+          file=sys.stderr)
+    return 130
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from evo import runner
+
+    _check_backend_flags(args)
+    config = _load_run_config(args.config, args.preset)
+    config = runner.with_overrides(config, args.backend, args.address, args.workers, args.trials)
+    if args.print_config:
+        sys.stdout.write(config.to_toml())
+        return 0
+    runner.build(config)  # validate everything (environments, backend) before starting
+    store = Path(args.store) if args.store else _default_store(config.run.name)
+    if store.exists():
+        raise UsageError(f"{store} already exists; use `evo resume {store}` to continue that "
+                         "run, or choose another --store")
+    print(f"evo: run {config.run.name!r}: {config.run.trials} trials, "
+          f"{config.workers.backend} workers; store {store}", file=sys.stderr)
+    try:
+        progress = runner.run(config, store, progress=None if not args.quiet else False)
+    except KeyboardInterrupt:
+        return _interrupted(store)
+    _after_run(store, progress, args.out, args.top)
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from evo import runner
+
+    _check_backend_flags(args)
+    store = Path(args.store)
+    try:
+        progress = runner.resume(store, backend=args.backend, address=args.address,
+                                 workers=args.workers, trials=args.trials,
+                                 progress=None if not args.quiet else False)
+    except KeyboardInterrupt:
+        return _interrupted(store)
+    _after_run(store, progress, args.out, args.top)
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from evo.runner import status
+
+    if args.top < 0:
+        raise UsageError(f"--top {args.top}: must be zero or more")
+    print(status(args.store, top=args.top))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from evo.export import export
+
+    out = Path(args.output) if args.output else Path(args.store).with_name(
+        Path(args.store).stem + "-dataset")
+    paths = export(args.store, out, top=args.top)
+    with open(paths["jsonl"], encoding="utf-8") as f:
+        rows = sum(1 for _ in f)
+    print(f"wrote {rows} programs to {out}: " + ", ".join(p.name for p in paths.values()))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from evo.plots import plot
+
+    for path in plot(args.store, args.output):
+        print(path)
     return 0
 
 
@@ -217,8 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="train agents with a loss program and print its scores")
     ev.add_argument("program", help="built-in name (dqn, ddqn, ...) or program file")
-    ev.add_argument("--env", action="append", required=True, metavar="ENV",
+    ev.add_argument("--env", action="append", metavar="ENV",
                     help="environment id (repeatable); see `evo envs`")
+    ev.add_argument("--config", metavar="CONFIG.toml",
+                    help="use a run config's evaluator settings (envs, budgets, agent, "
+                         "hurdle, seeds); other flags override them")
+    ev.add_argument("--preset", metavar="NAME", help="use a preset's evaluator settings")
     ev.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     ev.add_argument("--seeds", type=int, default=1, help="agents per environment (default 1)")
     ev.add_argument("--steps", type=int, default=None,
@@ -227,6 +388,63 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run ENV first and stop below THRESHOLD (default 0.6); default none")
     ev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
     ev.set_defaults(func=_cmd_eval)
+
+    def backend_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=("local", "ray"), default=None,
+                       help="where evaluations run (default: the config's, local)")
+        p.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                       help="Ray cluster address (with --backend ray; default auto)")
+        p.add_argument("--workers", type=int, default=None, metavar="N",
+                       help="local worker processes (default: the config's, or every core)")
+        p.add_argument("--out", default=None, metavar="DIR",
+                       help="when the run finishes, export the dataset to DIR/dataset and "
+                            "plots to DIR/plots")
+        p.add_argument("--top", type=int, default=100, metavar="K",
+                       help="programs to export with --out (default 100)")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+
+    run = sub.add_parser("run", help="run a search from a TOML config or a preset",
+                         description="Validate a run config, then search. The store defaults "
+                                     "to runs/<name>-<timestamp>.db.")
+    run.add_argument("config", nargs="?", default=None, help="run config (TOML)")
+    run.add_argument("--preset", default=None, metavar="NAME",
+                     help="a built-in config: quick, dqn-seeded, from-scratch")
+    run.add_argument("--store", default=None, metavar="PATH",
+                     help="the run store to create (default runs/<name>-<timestamp>.db)")
+    run.add_argument("--trials", type=int, default=None, metavar="N",
+                     help="candidates to finish (overrides run.trials)")
+    run.add_argument("--print-config", action="store_true",
+                     help="validate, print the complete config as TOML (a starting point "
+                          "for your own) and exit")
+    backend_flags(run)
+    run.set_defaults(func=_cmd_run)
+
+    res = sub.add_parser("resume", help="continue a run from its store")
+    res.add_argument("store", help="the run store (.db)")
+    res.add_argument("--trials", type=int, default=None, metavar="N",
+                     help="new target of finished candidates (extends the run)")
+    backend_flags(res)
+    res.set_defaults(func=_cmd_resume)
+
+    st = sub.add_parser("status", help="progress, rates and a leaderboard of a run")
+    st.add_argument("store")
+    st.add_argument("--top", type=int, default=10, metavar="K",
+                    help="leaderboard size (default 10)")
+    st.set_defaults(func=_cmd_status)
+
+    ex = sub.add_parser("export", help="write the top-k programs as JSONL, Parquet and a card")
+    ex.add_argument("store")
+    ex.add_argument("--top", type=int, default=100, metavar="K",
+                    help="unique programs to export (default 100)")
+    ex.add_argument("-o", "--output", default=None, metavar="DIR",
+                    help="output directory (default <store>-dataset beside the store)")
+    ex.set_defaults(func=_cmd_export)
+
+    pl = sub.add_parser("plot", help="fitness, duplicate-rate and histogram PNGs of a run")
+    pl.add_argument("store")
+    pl.add_argument("-o", "--output", default=None, metavar="DIR",
+                    help="output directory (default <store>-plots beside the store)")
+    pl.set_defaults(func=_cmd_plot)
 
     en = sub.add_parser("envs", help="list the registered environments")
     en.set_defaults(func=_cmd_envs)

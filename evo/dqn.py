@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 
 import numpy as np
 
+from envs import Budget, EnvSpec
 from evo.errors import ConfigError
 from evo.qnet import Adam, QNetworks
 from evo.replay import ReplayBuffer
@@ -106,10 +107,10 @@ def _max_episode_steps(env: object) -> int | None:
 
 def train(
     program: Program,
-    spec: object,
+    spec: EnvSpec,
     seeds: Sequence[int],
     config: DQNConfig = DQNConfig(),
-    budget: object | None = None,
+    budget: Budget | None = None,
     time_limit: float | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     step_limit: int | None = None,
@@ -148,6 +149,9 @@ def train(
     grad_calls = set(program.gradient_calls)
     trainable = {i.name for i in program.inputs if i.trainable}
     decay = config.epsilon_decay_steps or spec.epsilon_decay_steps
+    if config.epsilon_decay_steps is None:
+        # A budget scaled down below the default schedule still ends exploiting.
+        decay = max(1, min(decay, max_steps // 2))
     eps_slope = (config.epsilon_end - config.epsilon_start) / decay
 
     obs = np.zeros((k, obs_dim), np.float32)
@@ -285,4 +289,5 @@ def _update(program, calls, grad_calls, trainable, online, target, opt, buffer, 
     for n, (key, g) in enumerate(out_grads.items()):
         online.backward(layer_inputs[key], g, grad_views, accumulate=n > 0)
     if out_grads:
-        opt.step(grad_flat)
+        with np.errstate(all="ignore"):  # overflow shows up as NaN parameters, checked later
+            opt.step(grad_flat)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import envs as envlib
@@ -76,6 +76,9 @@ class RLEvaluator:
         max_steps: environment steps one agent may take on one environment before
             the evaluation ends with status ``"timeout"`` (guards against episode
             budgets whose episodes never end).
+        budgets: per-environment budgets that replace the defaults (before ``steps``
+            and ``budget_scale`` apply to the others), e.g. ``{"CartPole":
+            Budget(episodes=400)}`` to keep a hurdle's full budget.
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class RLEvaluator:
         budget_scale: float = 1.0,
         time_limit: float | None = None,
         max_steps: int | None = None,
+        budgets: Mapping[str, envlib.Budget] | None = None,
     ) -> None:
         if isinstance(envs, str):
             envs = [envs]
@@ -109,6 +113,12 @@ class RLEvaluator:
             spec.id: envlib.Budget(steps=steps) if steps else spec.budget.scaled(budget_scale)
             for spec in self.specs + ([self.hurdle_spec] if self.hurdle_spec else [])
         }
+        for env_id, budget in (budgets or {}).items():
+            spec = envlib.get(env_id)
+            if spec.id not in self.budgets:
+                raise ConfigError(f"budgets: {env_id!r} is not one of the evaluator's "
+                                  f"environments ({', '.join(self.budgets)})")
+            self.budgets[spec.id] = budget
         if time_limit is not None and not time_limit > 0:
             raise ConfigError(f"time_limit = {time_limit!r}: must be a positive number of seconds")
         self.time_limit = time_limit

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from evo.algorithms import Candidate, SearchAlgorithm
 from evo.hurdles import ProgressiveHurdles
-from evo.store import RunStore
+from evo.store import CACHEABLE, RunStore
 from evo.workers import Backend, Outcome, Task
 from graphs.equivalence import FEC
 from graphs.fileformat import dumps, loads
@@ -181,23 +181,33 @@ class Search:
             population = [(f, lv) for f, lv in self._population_levels()]
             if self.hurdles.after(level, fitness, population):
                 self.levels[tid] = level + 1
-                self.store.save_state(self._state())
+                self.store.promote(tid, level + 1, self._state())
                 self.backend.submit(Task(tid, dumps(cand.program),
                                          self.hurdles.budget_scale(level + 1)))
                 return
         self.algorithm.observe(tid, cand, fitness)
-        waiting = [r["id"] for r in self.store.db.execute(
-            "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? AND "
-            "fitness IS NULL ORDER BY id", (tid,))]
-        if waiting:
-            programs = self.store.programs(waiting)
-            for wid in waiting:
-                dup = self.candidates.pop(wid, None) or Candidate(programs[wid])
-                self.algorithm.observe(wid, dup, fitness)
+        rows = self.store.db.execute(
+            "SELECT id, program, parent, mutation, generation FROM trials WHERE "
+            "status='duplicate' AND duplicate_of=? AND fitness IS NULL ORDER BY id",
+            (tid,)).fetchall() if result.get("status") in CACHEABLE else []
+        waiting = [r["id"] for r in rows]
+        for r in rows:
+            dup = self.candidates.pop(r["id"], None) or Candidate(
+                loads(r["program"], check=False), r["parent"], r["mutation"] or "",
+                r["generation"])
+            self.algorithm.observe(r["id"], dup, fitness)
         self.store.finish(tid, result, self._state(), outcome.worker)
-        self.pending.pop(self.fingerprints.pop(tid, ""), None)
+        fp = self.fingerprints.pop(tid, "")
+        self.pending.pop(fp, None)
         self.candidates.pop(tid, None)
         self.levels.pop(tid, None)
+        if result.get("status") not in CACHEABLE:
+            first = self.store.reissue_waiting(tid)
+            if first is not None:  # the waiting duplicates get an evaluation of their own
+                row = self.store.trial(first)
+                self._dispatch(first, self.candidates.pop(first, None) or Candidate(
+                    loads(row["program"], check=False), row["parent"], row["mutation"] or "",
+                    row["generation"]), fp, 0)
         self._count(tid, fitness, duplicate=False, result=result)
         for wid in waiting:
             self._count(wid, fitness, duplicate=True)

@@ -28,6 +28,9 @@ from graphs.program import Program
 
 SCHEMA_VERSION = 1
 STATUSES = ("proposed", "running", "done", "failed", "duplicate")
+# Outcomes that are a property of the program, and so valid for every equivalent one.
+# Timeouts and errors may be the machine's fault (a killed worker), so they are not cached.
+CACHEABLE = ("ok", "hurdle", "nan")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -56,6 +59,7 @@ CREATE TABLE IF NOT EXISTS trials (
 );
 CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
 CREATE INDEX IF NOT EXISTS trials_fingerprint ON trials(fingerprint);
+CREATE INDEX IF NOT EXISTS trials_duplicate_of ON trials(duplicate_of);
 CREATE TABLE IF NOT EXISTS fec (
     fingerprint TEXT PRIMARY KEY,
     fitness REAL NOT NULL,
@@ -81,8 +85,12 @@ class RunStore:
             raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self.db.row_factory = sqlite3.Row
         if not readonly:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.DatabaseError as err:
+                self.db.close()
+                raise StoreError(f"{self.path} is not an evo run store ({err})") from None
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -196,12 +204,14 @@ class RunStore:
                  json.dumps(result.get("hurdle")), result.get("reason", ""),
                  json.dumps(result), int(result.get("level", 0)), worker, now,
                  result.get("seconds"), trial_id))
-            self.db.execute(
-                "INSERT OR IGNORE INTO fec(fingerprint, fitness, trial) VALUES (?,?,?)",
-                (row["fingerprint"], fitness, trial_id))
+            if result.get("status") in CACHEABLE:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO fec(fingerprint, fitness, trial) VALUES (?,?,?)",
+                    (row["fingerprint"], fitness, trial_id))
+            cacheable = result.get("status") in CACHEABLE
             waiting = [r["id"] for r in self.db.execute(
                 "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? "
-                "AND fitness IS NULL", (trial_id,))]
+                "AND fitness IS NULL ORDER BY id", (trial_id,))] if cacheable else []
             if waiting:
                 self.db.executemany(
                     "UPDATE trials SET fitness=?, finished_at=? WHERE id=?",
@@ -210,6 +220,34 @@ class RunStore:
                                 (len(waiting), row["fingerprint"]))
             self._set("algorithm", algorithm_state)
         return waiting
+
+    def set_config(self, config: Mapping[str, Any]) -> None:
+        """Replace the recorded config (e.g. when a resumed run extends its target)."""
+        with self.transaction():
+            self._set("config", dict(config))
+
+    def reissue_waiting(self, trial_id: int) -> int | None:
+        """After ``trial_id`` failed for a reason that may not be the program's (an
+        error or timeout), the duplicates that waited for it need an evaluation of their
+        own: the first becomes a proposed trial, the others wait for it. Returns the
+        first's id, if any."""
+        with self.transaction():
+            ids = [r["id"] for r in self.db.execute(
+                "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? AND "
+                "fitness IS NULL ORDER BY id", (trial_id,))]
+            if not ids:
+                return None
+            self.db.execute("UPDATE trials SET status='proposed', duplicate_of=NULL "
+                            "WHERE id=?", (ids[0],))
+            self.db.executemany("UPDATE trials SET duplicate_of=? WHERE id=?",
+                                [(ids[0], i) for i in ids[1:]])
+            return ids[0]
+
+    def promote(self, trial_id: int, level: int, algorithm_state: Mapping) -> None:
+        """Record that a trial goes on to a higher hurdle level (it stays in flight)."""
+        with self.transaction():
+            self.db.execute("UPDATE trials SET level=? WHERE id=?", (level, trial_id))
+            self._set("algorithm", algorithm_state)
 
     def save_state(self, algorithm_state: Mapping) -> None:
         with self.transaction():

@@ -114,9 +114,26 @@ def _describe_death(exitcode: int | None) -> str:
     return f"the worker process exited with code {exitcode}"
 
 
-def _worker_main(conn: Any, evaluate: Callable[[Any], Any], memory_limit_mb: int | None) -> None:
+def _die_with_parent() -> None:
+    """Ask Linux to kill this process when the driver dies (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: workers still exit when their pipe closes
+
+
+def _worker_main(conn: Any, evaluate: Callable[[Any], Any], memory_limit_mb: int | None,
+                 driver_pid: int, inherited: list[Any]) -> None:
     """A local worker: evaluate tasks from the pipe until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
+    _die_with_parent()
+    if os.getppid() != driver_pid:  # the driver died before we got here
+        return
+    for other in inherited:  # the driver's pipe ends, forked into us: keep EOF detectable
+        other.close()
     if memory_limit_mb:
         import resource
 
@@ -169,8 +186,10 @@ class LocalPool(Backend):
 
     def _spawn(self, index: int) -> dict[str, Any]:
         parent, child = self._mp.Pipe()
+        inherited = [parent] + [s["conn"] for s in self._slots if s["index"] != index]
         proc = self._mp.Process(target=_worker_main, daemon=True,
-                                args=(child, self.evaluate, self.memory_limit_mb),
+                                args=(child, self.evaluate, self.memory_limit_mb, os.getpid(),
+                                      inherited),
                                 name=f"evo-worker-{index}")
         proc.start()
         child.close()

@@ -1,0 +1,535 @@
+"""Run configs: one TOML file describes a whole search, validated before anything runs.
+
+A config has six sections (every key optional; defaults are the paper's settings)::
+
+    [run]            name, trials, seed
+    [search]         algorithm, population_size, tournament_size, mutation_p,
+                     seed_program, extra_nodes
+    [fec]            mode
+    [evaluator]      envs, seeds, steps, budget_scale, time_limit, max_steps
+      [evaluator.hurdle]   env, threshold        (or ``hurdle = false``)
+      [evaluator.agent]    any DQNConfig field (hidden, learning_rate, ...)
+      [evaluator.budgets]  per-environment budgets, e.g. CartPole = {episodes = 400}
+    [hurdles]        progressive, increments, batch   (Progressive Dynamic Hurdles)
+    [workers]        backend, workers, address, task_timeout, memory_limit_mb, retries
+
+An unknown section or key, or a bad value, raises :class:`~evo.errors.ConfigError`
+whose message names the key path (``search.population_size``) and the allowed keys,
+values or range. :func:`load_config` reads a file (or TOML text, or a dict);
+:meth:`RunConfig.to_dict` gives the complete, resolved config (defaults filled in),
+which loads back to an equal config and is what a run store records.
+Built-in presets live in ``evo/presets/*.toml``: :func:`preset`, :data:`PRESETS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from evo.dqn import DQNConfig
+from evo.errors import ConfigError
+
+ALGORITHMS = ("regularized_evolution", "random")
+FEC_MODES = ("training", "output")
+BACKENDS = ("local", "ray")
+SCRATCH = "scratch"
+PRESETS = ("quick", "dqn-seeded", "from-scratch")
+DEFAULT_EXTRA_NODES = {"seeded": 14, "scratch": 7}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+# -- the config tree ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunSection:
+    name: str = "run"
+    trials: int = 1000  # candidates to finish, duplicates included
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SearchSection:
+    algorithm: str = "regularized_evolution"
+    population_size: int = 300
+    tournament_size: int = 25
+    mutation_p: float = 0.95
+    seed_program: str = "dqn"  # a built-in program, or "scratch" (frozen skeleton)
+    extra_nodes: int = 14  # random nodes added (default 14 seeded, 7 from scratch)
+
+
+@dataclass(frozen=True)
+class FECSection:
+    mode: str = "training"
+
+
+@dataclass(frozen=True)
+class HurdleSection:
+    env: str = "CartPole"
+    threshold: float = 0.6
+
+
+@dataclass(frozen=True)
+class BudgetSection:
+    episodes: int | None = None
+    steps: int | None = None
+
+
+@dataclass(frozen=True)
+class EvaluatorSection:
+    envs: tuple[str, ...] = ("CartPole",)
+    seeds: tuple[int, ...] = (0,)
+    steps: int | None = None
+    budget_scale: float = 1.0
+    time_limit: float | None = None
+    max_steps: int | None = None
+    hurdle: HurdleSection | None = HurdleSection()
+    agent: DQNConfig = field(default_factory=DQNConfig)  # agent hyperparameters
+    budgets: tuple[tuple[str, BudgetSection], ...] = ()
+
+
+@dataclass(frozen=True)
+class HurdlesSection:
+    progressive: bool = False
+    increments: tuple[float, ...] = (0.25, 0.25, 0.5)
+    batch: int = 50
+
+
+@dataclass(frozen=True)
+class WorkersSection:
+    backend: str = "local"
+    workers: int | None = None  # local processes; default: every core
+    address: str | None = None  # Ray: "auto" or "HOST:PORT"
+    task_timeout: float | None = None
+    memory_limit_mb: int | None = None
+    retries: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A validated run config. Build one with :func:`load_config` or :func:`from_dict`."""
+
+    run: RunSection = field(default_factory=RunSection)
+    search: SearchSection = field(default_factory=SearchSection)
+    fec: FECSection = field(default_factory=FECSection)
+    evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
+    hurdles: HurdlesSection = field(default_factory=HurdlesSection)
+    workers: WorkersSection = field(default_factory=WorkersSection)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The complete config as TOML-compatible data (no None: unset keys are left out).
+
+        ``from_dict(c.to_dict()) == c`` and ``load_config(c.to_toml()) == c``.
+        """
+        out: dict[str, Any] = {}
+        for sec in dataclasses.fields(self):
+            section = getattr(self, sec.name)
+            data: dict[str, Any] = {}
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if sec.name == "evaluator" and f.name == "hurdle":
+                    value = False if value is None else dataclasses.asdict(value)
+                elif sec.name == "evaluator" and f.name == "agent":
+                    value = _agent_dict(value)
+                elif sec.name == "evaluator" and f.name == "budgets":
+                    value = {env: {k: v for k, v in dataclasses.asdict(b).items()
+                                   if v is not None} for env, b in value}
+                    if not value:
+                        continue
+                if value is None:
+                    continue
+                data[f.name] = list(value) if isinstance(value, tuple) else value
+            out[sec.name] = data
+        return out
+
+    def to_toml(self) -> str:
+        """The complete config as TOML text."""
+        return dump_toml(self.to_dict())
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A re-validated copy with dotted keys changed, e.g.
+        ``c.replace(**{"run.trials": 10, "workers.backend": "ray"})``; None removes a key."""
+        data = self.to_dict()
+        for dotted, value in changes.items():
+            *parents, key = dotted.split(".")
+            node = data
+            for p in parents:
+                node = node.setdefault(p, {})
+            if value is None:
+                node.pop(key, None)
+            else:
+                node[key] = value
+        return from_dict(data)
+
+
+def _agent_dict(agent: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(agent):
+        value = getattr(agent, f.name)
+        if value is not None:
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+# -- loading --------------------------------------------------------------------------------
+def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> RunConfig:
+    """A validated :class:`RunConfig` from a TOML file path, TOML text or a dict.
+
+    A ``str`` containing a newline or ``=`` is TOML text; any other ``str`` is a path.
+    Messages of errors found in a file start with the file's path.
+    """
+    if isinstance(source, Mapping):
+        return from_dict(source)
+    if isinstance(source, str) and ("\n" in source or "=" in source or not source.strip()):
+        return from_dict(_parse(source, "config"))
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read the config ({err})") from None
+    data = _parse(text, str(path))
+    try:
+        return from_dict(data)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
+def preset(name: str) -> RunConfig:
+    """A built-in config: ``quick``, ``dqn-seeded`` or ``from-scratch``."""
+    return load_config(preset_text(name))
+
+
+def preset_text(name: str) -> str:
+    """The TOML text of a built-in preset (comments included)."""
+    if name not in PRESETS:
+        close = difflib.get_close_matches(str(name), PRESETS, n=2, cutoff=0.5)
+        hint = f"; did you mean {_quoted(close)}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint} (presets: {', '.join(PRESETS)})")
+    return (resources.files("evo") / "presets" / f"{name}.toml").read_text(encoding="utf-8")
+
+
+def _parse(text: str, where: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{where}: invalid TOML: {err}") from None
+
+
+def from_dict(data: Mapping[str, Any]) -> RunConfig:
+    """Validate parsed TOML data (sections of keys) and fill in the defaults."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"a config is a table of sections, got {type(data).__name__}")
+    sections = [f.name for f in dataclasses.fields(RunConfig)]
+    for name, value in data.items():
+        if name not in sections:
+            raise ConfigError(_unknown(name, sections, f"[{name}]", "section",
+                                       "allowed sections"))
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name} = {_show(value)}: must be a table (a [{name}] section)")
+    get = lambda name: data.get(name, {})  # noqa: E731
+    run = _validate(RunSection, get("run"), "run", _RUN)
+    search_raw = dict(get("search"))
+    scratch = search_raw.get("seed_program", "dqn") == SCRATCH
+    search_raw.setdefault("extra_nodes", DEFAULT_EXTRA_NODES["scratch" if scratch else "seeded"])
+    search = _validate(SearchSection, search_raw, "search", _SEARCH)
+    if search.tournament_size > search.population_size:
+        raise ConfigError(
+            f"search.tournament_size = {search.tournament_size}: must be at most "
+            f"search.population_size = {search.population_size} (the paper uses T 25, P 300)")
+    fec = _validate(FECSection, get("fec"), "fec", _FEC)
+    evaluator = _evaluator(get("evaluator"))
+    hurdles = _validate(HurdlesSection, get("hurdles"), "hurdles", _HURDLES)
+    workers = _validate(WorkersSection, get("workers"), "workers", _WORKERS)
+    if workers.backend == "ray" and workers.address is None:
+        workers = dataclasses.replace(workers, address="auto")
+    return RunConfig(run, search, fec, evaluator, hurdles, workers)
+
+
+# -- validators -----------------------------------------------------------------------------
+Check = Callable[[Any, str], Any]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _bad(path: str, value: Any, why: str) -> ConfigError:
+    return ConfigError(f"{path} = {_show(value)}: {why}")
+
+
+def _quoted(names: Any) -> str:
+    return ", ".join(repr(n) for n in names)
+
+
+def _unknown(key: str, allowed: list[str], path: str, kind: str, listing: str) -> str:
+    close = difflib.get_close_matches(key, allowed, n=2, cutoff=0.6)
+    hint = f"; did you mean {_quoted(close)}?" if close else ""
+    return f"{path}: unknown {kind}{hint} ({listing}: {', '.join(allowed)})"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Check:
+    def check(v: Any, path: str) -> int:
+        if not _is_int(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
+            if hi is not None:
+                why = f"must be an integer in [{lo}, {hi}]"
+            else:
+                why = f"must be an integer >= {lo}"
+            raise _bad(path, v, why)
+        return v
+    return check
+
+
+def _real(lo: float, hi: float | None = None, open_lo: bool = False) -> Check:
+    def check(v: Any, path: str) -> float:
+        ok = _is_real(v) and (v > lo if open_lo else v >= lo) and (hi is None or v <= hi)
+        if not ok:
+            if hi is not None:
+                why = f"must be a number in [{lo:g}, {hi:g}]"
+            else:
+                why = f"must be a number {'>' if open_lo else '>='} {lo:g}"
+            raise _bad(path, v, why)
+        return float(v)
+    return check
+
+
+def _choice(choices: tuple[str, ...]) -> Check:
+    def check(v: Any, path: str) -> str:
+        if v not in choices:
+            close = difflib.get_close_matches(str(v), choices, n=1, cutoff=0.6)
+            hint = f"; did you mean {_show(close[0])}?" if close else ""
+            raise _bad(path, v, f"must be one of {', '.join(_show(c) for c in choices)}{hint}")
+        return v
+    return check
+
+
+def _bool(v: Any, path: str) -> bool:
+    if not isinstance(v, bool):
+        raise _bad(path, v, "must be true or false")
+    return v
+
+
+def _name(v: Any, path: str) -> str:
+    if not isinstance(v, str) or not _NAME.fullmatch(v):
+        raise _bad(path, v, "must be a name of letters, digits, '_', '.' and '-' (it names "
+                            "the run's files), at most 64 characters")
+    return v
+
+
+def _address(v: Any, path: str) -> str:
+    if not isinstance(v, str) or not (v == "auto" or re.fullmatch(r"[^\s:]+:\d{1,5}", v)
+                                      or v.startswith("ray://")):
+        raise _bad(path, v, 'must be "auto" or "HOST:PORT" of a Ray cluster\'s head')
+    return v
+
+
+def _list(item: Check, what: str, min_len: int = 1) -> Check:
+    def check(v: Any, path: str) -> tuple:
+        if not isinstance(v, list | tuple) or len(v) < min_len:
+            raise _bad(path, v, f"must be a list of {what} (at least {min_len})")
+        return tuple(item(x, f"{path}[{i}]") for i, x in enumerate(v))
+    return check
+
+
+def _seed_program(v: Any, path: str) -> str:
+    from graphs.library import BUILTINS
+
+    allowed = tuple(n for n in BUILTINS if n != "skeleton") + (SCRATCH,)
+    return _choice(allowed)(v.lower() if isinstance(v, str) else v, path)
+
+
+_RUN: dict[str, Check] = {"name": _name, "trials": _int(1), "seed": _int(0)}
+_SEARCH: dict[str, Check] = {
+    "algorithm": _choice(ALGORITHMS),
+    "population_size": _int(1),
+    "tournament_size": _int(1),
+    "mutation_p": _real(0.0, 1.0),
+    "seed_program": _seed_program,
+    "extra_nodes": _int(1, 100),
+}
+_FEC: dict[str, Check] = {"mode": _choice(FEC_MODES)}
+_HURDLES: dict[str, Check] = {
+    "progressive": _bool,
+    "increments": _list(_real(0.0, open_lo=True), "positive budget fractions"),
+    "batch": _int(1),
+}
+_WORKERS: dict[str, Check] = {
+    "backend": _choice(BACKENDS),
+    "workers": _int(1, 4096),
+    "address": _address,
+    "task_timeout": _real(0.0, open_lo=True),
+    "memory_limit_mb": _int(64),
+    "retries": _int(0, 100),
+}
+
+
+def _check_keys(raw: Mapping[str, Any], allowed: list[str], section: str) -> None:
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(_unknown(key, allowed, f"{section}.{key}", "key",
+                                       f"allowed keys in [{section}]"))
+
+
+def _validate(cls: type, raw: Mapping[str, Any], section: str, checks: dict[str, Check]) -> Any:
+    _check_keys(raw, list(checks), section)
+    values = {k: checks[k](v, f"{section}.{k}") for k, v in raw.items()}
+    return cls(**values)
+
+
+def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
+    import envs as envlib
+
+    section = "evaluator"
+    allowed = [f.name for f in dataclasses.fields(EvaluatorSection)]
+    _check_keys(raw, allowed, section)
+    values: dict[str, Any] = {}
+
+    def env_id(v: Any, path: str) -> str:
+        try:
+            return envlib.get(v).id
+        except envlib.EnvError as err:
+            raise _bad(path, v, f"{err} (see `evo envs`)") from None
+
+    if "envs" in raw:
+        ids = _list(env_id, "environment ids")(raw["envs"], "evaluator.envs")
+        if len(set(ids)) != len(ids):
+            raise _bad("evaluator.envs", raw["envs"], "lists an environment twice")
+        values["envs"] = ids
+    if "seeds" in raw:
+        values["seeds"] = _list(_int(0), "non-negative integers")(raw["seeds"], "evaluator.seeds")
+    if "steps" in raw:
+        values["steps"] = _int(1)(raw["steps"], "evaluator.steps")
+    if "budget_scale" in raw:
+        values["budget_scale"] = _real(0.0, open_lo=True)(raw["budget_scale"],
+                                                          "evaluator.budget_scale")
+        if "steps" in values and values["budget_scale"] != 1.0:
+            raise _bad("evaluator.budget_scale", raw["budget_scale"],
+                       "has no effect when evaluator.steps is set; give one of the two")
+    if "time_limit" in raw:
+        values["time_limit"] = _real(0.0, open_lo=True)(raw["time_limit"], "evaluator.time_limit")
+    if "max_steps" in raw:
+        values["max_steps"] = _int(1)(raw["max_steps"], "evaluator.max_steps")
+
+    hurdle = raw.get("hurdle", True)
+    if hurdle is False:
+        values["hurdle"] = None
+    elif hurdle is True:
+        values["hurdle"] = HurdleSection()
+    elif isinstance(hurdle, Mapping):
+        _check_keys(hurdle, ["env", "threshold"], "evaluator.hurdle")
+        env = env_id(hurdle.get("env", "CartPole"), "evaluator.hurdle.env")
+        threshold = _real(0.0, 1.0)(hurdle.get("threshold", 0.6), "evaluator.hurdle.threshold")
+        values["hurdle"] = HurdleSection(env, threshold)
+    else:
+        raise _bad("evaluator.hurdle", hurdle, "must be false (no hurdle) or a table "
+                   "[evaluator.hurdle] with env and threshold")
+
+    agent = raw.get("agent", {})
+    if not isinstance(agent, Mapping):
+        raise _bad("evaluator.agent", agent, "must be a table [evaluator.agent] of agent "
+                   "hyperparameters")
+    _check_keys(agent, DQNConfig.field_names(), "evaluator.agent")
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in agent.items()}
+    try:
+        values["agent"] = DQNConfig(**kwargs)
+    except ConfigError as err:
+        raise ConfigError(str(err).replace("DQNConfig.", "evaluator.agent.", 1)) from None
+
+    budgets = raw.get("budgets", {})
+    if not isinstance(budgets, Mapping):
+        raise _bad("evaluator.budgets", budgets, "must be a table of per-environment budgets, "
+                   "e.g. [evaluator.budgets] CartPole = {episodes = 400}")
+    used = list(values.get("envs", EvaluatorSection.envs))
+    if values["hurdle"] is not None and values["hurdle"].env not in used:
+        used.insert(0, values["hurdle"].env)
+    out = []
+    for name, spec in budgets.items():
+        path = f"evaluator.budgets.{name}"
+        env = env_id(name, path)
+        if env not in used:
+            raise ConfigError(f"{path}: {env!r} is not one of this evaluator's environments "
+                              f"({', '.join(used)})")
+        if not isinstance(spec, Mapping) or not spec:
+            raise _bad(path, spec, "must be a table with episodes and/or steps, e.g. "
+                       "{episodes = 400}")
+        _check_keys(spec, ["episodes", "steps"], path)
+        b = BudgetSection(**{k: _int(1)(v, f"{path}.{k}") for k, v in spec.items()})
+        out.append((env, b))
+    values["budgets"] = tuple(sorted(out))
+    return EvaluatorSection(**values)
+
+
+# -- writing TOML ---------------------------------------------------------------------------
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as TOML")
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """TOML text for nested dicts of scalars and lists (tables become ``[a.b]`` headers)."""
+    lines: list[str] = []
+
+    def table(node: Mapping[str, Any], prefix: list[str]) -> None:
+        scalars = [(k, v) for k, v in node.items() if not isinstance(v, Mapping)]
+        tables = [(k, v) for k, v in node.items() if isinstance(v, Mapping)]
+        if prefix and (scalars or not tables):
+            if lines:
+                lines.append("")
+            lines.append("[" + ".".join(_toml_key(p) for p in prefix) + "]")
+        for k, v in scalars:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, v in tables:
+            table(v, prefix + [k])
+
+    table(data, [])
+    return "\n".join(lines) + "\n"

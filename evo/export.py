@@ -1,0 +1,329 @@
+"""The top-k algorithm dataset: a run's best unique programs as JSONL, Parquet and a card.
+
+``evo export STORE --top K -o DIR`` writes
+
+* ``DIR/programs.jsonl``: one JSON object per line, keys sorted;
+* ``DIR/programs.parquet``: the same rows (``scores`` a map column, ``program`` a
+  JSON string);
+* ``DIR/config.toml``: the run's config, for ``evo eval --config``;
+* ``DIR/README.md``: the dataset card (fields, counts, config, how to re-evaluate).
+
+One row per unique program (functional-equivalence fingerprint): its best-scoring
+evaluated trial (failed trials excluded), ranked by fitness, ties by trial id.
+The export is deterministic: the same store gives byte-identical files (with the
+same versions of evo and pyarrow).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from evo.config import dump_toml
+from evo.errors import EvoError
+from evo.store import RunStore
+
+FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("rank", "int", "1 for the fittest program; rows are sorted by rank"),
+    ("fingerprint", "string", "functional-equivalence fingerprint (FEC, config `fec.mode`); "
+     "programs with equal fingerprints train identically, so each appears once"),
+    ("fitness", "float", "sum of the per-environment scores of the program's best trial; "
+     "0 if it was cut by the hurdle"),
+    ("scores", "map string -> float", "normalized score in [0, 1] per environment (mean "
+     "return over the last 50 training episodes, averaged over seeds). JSONL: an object; "
+     "Parquet: a map column"),
+    ("status", "string", "`ok`, or `hurdle` if the program stopped at the hurdle environment"),
+    ("formula", "string", "the loss as a formula, e.g. `(Q(s,a) - (r + γ*max_a' "
+     "Qt(s',a')))^2`"),
+    ("program", "object", "the program in evo's versioned program file format "
+     "(docs/program-format.md, `graphs/schema/program.schema.json`). JSONL: a nested "
+     "object; Parquet: a JSON string"),
+    ("parent_fingerprint", "string or null", "fingerprint of the program it was mutated "
+     "from; null for initial and fresh random programs"),
+    ("generation", "int", "mutations since the initial population"),
+    ("evaluations", "int", "trials that proposed this fingerprint, duplicates included"),
+    ("trial_id", "int", "id of the row's trial in the run store"),
+)
+COLUMNS = tuple(name for name, _, _ in FIELDS)
+
+
+class ExportError(EvoError):
+    """The export cannot be written."""
+
+
+def unique_programs(store: RunStore, top: int | None = None) -> list[dict[str, Any]]:
+    """The best trial of each fingerprint (status ``done``), ranked; at most ``top`` rows.
+
+    Each row has the dataset's columns (``program`` as a dict) plus ``mutation``.
+    """
+    db = store.db
+    best: dict[str, Any] = {}
+    for row in db.execute("SELECT id, fingerprint, fitness FROM trials WHERE status='done' "
+                          "ORDER BY id"):
+        cur = best.get(row["fingerprint"])
+        if cur is None or row["fitness"] > cur[1]:
+            best[row["fingerprint"]] = (row["id"], row["fitness"])
+    ranked = sorted(best.values(), key=lambda t: (-t[1], t[0]))
+    if top is not None:
+        ranked = ranked[:top]
+    if not ranked:
+        return []
+    counts = dict(db.execute("SELECT fingerprint, COUNT(*) FROM trials GROUP BY fingerprint")
+                  .fetchall())
+    rows = []
+    for rank, (tid, _) in enumerate(ranked, 1):
+        t = store.trial(tid)
+        parent_fp = None
+        if t["parent"] is not None:
+            p = db.execute("SELECT fingerprint FROM trials WHERE id=?", (t["parent"],)).fetchone()
+            parent_fp = p["fingerprint"] if p else None
+        scores = json.loads(t["scores"]) if t["scores"] else {}
+        result = json.loads(t["result"]) if t["result"] else {}
+        rows.append({
+            "rank": rank,
+            "fingerprint": t["fingerprint"],
+            "fitness": float(t["fitness"]),
+            "scores": {k: float(scores[k]) for k in sorted(scores)},
+            "status": result.get("status", "ok"),
+            "formula": t["formula"],
+            "program": json.loads(t["program"]),
+            "parent_fingerprint": parent_fp,
+            "generation": int(t["generation"]),
+            "evaluations": int(counts.get(t["fingerprint"], 1)),
+            "trial_id": int(tid),
+            "mutation": t["mutation"],
+        })
+    return rows
+
+
+def export(store_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+           top: int = 100) -> dict[str, Path]:
+    """Write the dataset of the ``top`` best unique programs; returns the paths by kind."""
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ExportError(f"--top {top!r}: must be a positive integer")
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        with _snapshot(store):
+            rows = unique_programs(store, top)
+            info = _counts(store)
+            config = store.config
+    finally:
+        store.close()
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ExportError(f"{out}: cannot create the output directory ({err})") from None
+    paths = {"jsonl": out / "programs.jsonl", "parquet": out / "programs.parquet",
+             "config": out / "config.toml", "card": out / "README.md"}
+    clean = [{k: r[k] for k in COLUMNS} for r in rows]
+    _write_bytes(paths["jsonl"], "".join(
+        json.dumps(r, ensure_ascii=False, sort_keys=True, allow_nan=False) + "\n"
+        for r in clean).encode("utf-8"))
+    _write_parquet(paths["parquet"], clean)
+    _write_bytes(paths["config"], dump_toml(config).encode("utf-8"))
+    _write_bytes(paths["card"], card(config, info, clean, Path(store_path).name, top)
+                 .encode("utf-8"))
+    return paths
+
+
+class _snapshot:
+    """One read transaction, so every query of the export sees the same store state
+    while a run keeps writing it."""
+
+    def __init__(self, store: RunStore) -> None:
+        self.db = store.db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN")
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.execute("COMMIT")
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as err:
+        raise ExportError(f"{path}: cannot write ({err})") from None
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphs.fileformat import dumps, from_dict
+
+    schema = pa.schema([
+        ("rank", pa.int32()),
+        ("fingerprint", pa.string()),
+        ("fitness", pa.float64()),
+        ("scores", pa.map_(pa.string(), pa.float64())),
+        ("status", pa.string()),
+        ("formula", pa.string()),
+        ("program", pa.string()),
+        ("parent_fingerprint", pa.string()),
+        ("generation", pa.int32()),
+        ("evaluations", pa.int32()),
+        ("trial_id", pa.int64()),
+    ])
+    columns = {name: [r[name] for r in rows] for name in schema.names}
+    columns["scores"] = [list(r["scores"].items()) for r in rows]
+    # The program as its canonical file text: write it to a file and `evo eval` it.
+    columns["program"] = [dumps(from_dict(r["program"], check=False)) for r in rows]
+    table = pa.table(columns, schema=schema)
+    try:
+        pq.write_table(table, path, compression="zstd", write_statistics=True)
+    except OSError as err:
+        raise ExportError(f"{path}: cannot write ({err})") from None
+
+
+def _counts(store: RunStore) -> dict[str, int]:
+    db = store.db
+    one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
+    counts = store.counts()
+    return {
+        "proposed": one("SELECT COUNT(*) FROM trials"),
+        "finished": store.finished(),
+        "evaluated": counts["done"] + counts["failed"],
+        "duplicates": counts["duplicate"],
+        "failed": counts["failed"],
+        "hurdle_cut": one("SELECT COUNT(*) FROM trials WHERE status='done' AND "
+                          "json_extract(result, '$.status')='hurdle'"),
+        "unique": one("SELECT COUNT(DISTINCT fingerprint) FROM trials WHERE status='done'"),
+    }
+
+
+def _eval_command(config: Mapping[str, Any]) -> str:
+    ev = config.get("evaluator", {})
+    parts = ["evo eval program.json"]
+    for env in ev.get("envs", []):
+        parts.append(f"--env {env}")
+    hurdle = ev.get("hurdle")
+    if isinstance(hurdle, Mapping):
+        parts.append(f"--hurdle {hurdle['env']}:{hurdle['threshold']}")
+    if ev.get("steps"):
+        parts.append(f"--steps {ev['steps']}")
+    seeds = ev.get("seeds", [0])
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        if seeds[0]:
+            parts.append(f"--seed {seeds[0]}")
+        if len(seeds) > 1:
+            parts.append(f"--seeds {len(seeds)}")
+    return " ".join(parts)
+
+
+def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str, Any]],
+         store_name: str, top: int) -> str:
+    """The dataset card (README.md) text."""
+    run = config.get("run", {})
+    search = config.get("search", {})
+    ev = config.get("evaluator", {})
+    name = run.get("name", "run")
+    envs = ", ".join(ev.get("envs", []))
+    hurdle = ev.get("hurdle")
+    hurdle_text = (f"{hurdle['env']} with threshold {hurdle['threshold']}"
+                   if isinstance(hurdle, Mapping) else "none")
+    best = (f"{rows[0]['fitness']:.4f} (`{rows[0]['formula']}`)" if rows else "none")
+    field_rows = "\n".join(f"| `{n}` | {t} | {d} |" for n, t, d in FIELDS)
+    lines = [
+        f"# evo dataset: {name}, top {len(rows)} RL loss programs",
+        "",
+        f"The {len(rows)} best unique loss programs (of top {top} requested) found by the "
+        f"evo run `{name}` (run store `{store_name}`), with `evo export`. Each program is "
+        "a typed computational graph computing a DQN-style loss from Q-values, rewards "
+        "and discounts; agents trained with it are scored on the run's environments "
+        f"({envs}; hurdle: {hurdle_text}).",
+        "",
+        "## Files",
+        "",
+        "- `programs.jsonl`: one JSON object per line, keys sorted, rows in rank order.",
+        "- `programs.parquet`: the same rows (zstd); `scores` is a `map<string, double>` "
+        "column and `program` a JSON string (the program file text).",
+        "- `config.toml`: the run's complete config (`evo run config.toml` repeats the run; "
+        "`evo eval --config config.toml` re-evaluates with its exact evaluator settings).",
+        "- `README.md`: this card.",
+        "",
+        "## Counts",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| target trials | {run.get('trials', '?')} |",
+        f"| proposed candidates | {info['proposed']} |",
+        f"| finished trials (evaluated or duplicate) | {info['finished']} |",
+        f"| evaluations (trained) | {info['evaluated']} |",
+        f"| duplicates (fitness reused from the equivalence cache) | {info['duplicates']} |",
+        f"| cut by the hurdle | {info['hurdle_cut']} |",
+        f"| failed (error, NaN, timeout) | {info['failed']} |",
+        f"| unique evaluated programs | {info['unique']} |",
+        f"| rows in this dataset | {len(rows)} |",
+        f"| best fitness | {best} |",
+        "",
+        f"Search: {search.get('algorithm', '?')}, population {search.get('population_size')}, "
+        f"tournament {search.get('tournament_size')}, seeded from "
+        f"`{search.get('seed_program')}` + {search.get('extra_nodes')} random nodes.",
+        "",
+        "## Fields",
+        "",
+        "One row per unique program (by fingerprint): the best-scoring evaluated trial of "
+        "that fingerprint (failed trials are excluded), ranked by fitness, ties broken by "
+        "trial id.",
+        "",
+        "| field | type | meaning |",
+        "|---|---|---|",
+        field_rows,
+        "",
+        "## Reload and re-evaluate a row",
+        "",
+        "Save a row's program as a program file, then train agents with it:",
+        "",
+        "```bash",
+        "python -c \"import json; row = json.loads(open('programs.jsonl').readline()); "
+        "json.dump(row['program'], open('program.json', 'w'), indent=2)\"",
+        "evo eval program.json --config config.toml   # the run's exact evaluator settings",
+        f"{_eval_command(config)}   # or choose envs and budget yourself",
+        "```",
+        "",
+        "The same in Python:",
+        "",
+        "```python",
+        "import json",
+        "",
+        "from evo.config import load_config",
+        "from evo.rl_evaluator import evaluate",
+        "from evo.runner import make_evaluator",
+        "from graphs.fileformat import from_dict",
+        "",
+        "with open(\"programs.jsonl\") as f:",
+        "    row = json.loads(f.readline())  # rank 1",
+        "program = from_dict(row[\"program\"])",
+        "",
+        "# exactly as in the run (same envs, budgets, agent, hurdle, seeds):",
+        "result = make_evaluator(load_config(\"config.toml\")).evaluate(program)",
+        "print(result.fitness, result.scores)  # equals row[\"fitness\"], row[\"scores\"]",
+        "",
+        "# or any other setting:",
+        "result = evaluate(program, envs=[\"CartPole\"], steps=20_000, seeds=3)",
+        "```",
+        "",
+        "From Parquet: `pyarrow.parquet.read_table('programs.parquet').to_pylist()`; "
+        "`graphs.fileformat.loads(row['program'])` gives the program.",
+        "",
+        "Training is deterministic given the seeds, so re-evaluating with the run's "
+        "config reproduces a row's fitness (on the same software versions)"
+        + ("; with progressive hurdles (`[hurdles] progressive = true`) a row's fitness "
+           "was measured at the budget of the last hurdle level it reached, so pass "
+           "`budget_scale=` to `evaluate` for an exact match." if config.get(
+               "hurdles", {}).get("progressive") else "."),
+        "",
+        "## Run config",
+        "",
+        "```toml",
+        dump_toml(config).rstrip("\n"),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,421 @@
+"""Running a search from a config: build the pieces, run or resume, show progress.
+
+::
+
+    from evo.config import preset
+    from evo import runner
+
+    progress = runner.run(preset("quick"), "runs/quick.db", workers=2)
+    runner.resume("runs/quick.db", trials=200)  # continue, or extend, a run
+    print(runner.status("runs/quick.db"))       # progress and a leaderboard
+
+:func:`build` turns a :class:`~evo.config.RunConfig` into the search's parts;
+:func:`run` records the config in a new run store and searches; :func:`resume`
+rebuilds everything from the store's config and continues (in-flight candidates
+are re-issued by :class:`~evo.search.Search`). A Ctrl-C stops cleanly: workers are
+closed, the store stays consistent and ``evo resume`` continues.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import envs as envlib
+from evo.algorithms import RandomSearch, RegularizedEvolution, SearchAlgorithm, SeedSpace
+from evo.config import SCRATCH, RunConfig, from_dict, load_config
+from evo.errors import ConfigError
+from evo.hurdles import ProgressiveHurdles
+from evo.rl_evaluator import RLEvaluator
+from evo.search import Progress, Search, print_progress
+from evo.store import RunStore, StoreError
+from evo.workers import Backend, LocalPool
+from graphs.equivalence import FEC
+
+
+class Built(NamedTuple):
+    """A config turned into objects (unpacks as a 5-tuple)."""
+
+    algorithm: SearchAlgorithm
+    evaluator: RLEvaluator
+    backend: Callable[[], Backend]  # starts the workers when called
+    hurdles: ProgressiveHurdles | None
+    fec: FEC
+
+
+class CandidateEvaluator:
+    """What workers call: the evaluator without its per-step progress bar (workers
+    share the driver's terminal), with the budget scale that hurdles ask for."""
+
+    def __init__(self, evaluator: RLEvaluator) -> None:
+        self.evaluator = evaluator
+
+    def __call__(self, program: Any, budget_scale: float = 1.0) -> Any:
+        # A candidate's numerical trouble is recorded in its result ("nan"); numpy's
+        # overflow warnings would only scribble over the driver's progress display.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return self.evaluator.evaluate(program, progress=False, budget_scale=budget_scale)
+
+    def __repr__(self) -> str:
+        return f"CandidateEvaluator({self.evaluator!r})"
+
+
+# -- building -------------------------------------------------------------------------------
+def make_evaluator(config: RunConfig) -> RLEvaluator:
+    """The :class:`RLEvaluator` that ``config``'s ``[evaluator]`` describes."""
+    ev = config.evaluator
+    hurdle = envlib.Hurdle(ev.hurdle.env, ev.hurdle.threshold) if ev.hurdle else None
+    budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps) for env, b in ev.budgets}
+    return RLEvaluator(list(ev.envs), hurdle, tuple(ev.seeds), ev.agent, ev.steps,
+                       ev.budget_scale, ev.time_limit, ev.max_steps, budgets)
+
+
+def make_algorithm(config: RunConfig) -> SearchAlgorithm:
+    s = config.search
+    space = SeedSpace(None if s.seed_program == SCRATCH else s.seed_program, s.extra_nodes)
+    if s.algorithm == "random":
+        return RandomSearch(space, seed=config.run.seed)
+    return RegularizedEvolution(s.population_size, s.tournament_size, s.mutation_p, space,
+                                seed=config.run.seed)
+
+
+def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
+                         ) -> Callable[[], Backend]:
+    w = config.workers
+
+    def local() -> Backend:
+        return LocalPool(evaluate, w.workers, w.task_timeout, w.memory_limit_mb, w.retries)
+
+    if w.backend != "ray":
+        return local
+    try:  # imported here, so that Ray is needed only by runs that use it
+        from evo.ray_backend import RayBackend
+    except ImportError as err:
+        raise ConfigError(f"workers.backend = \"ray\" needs Ray ({err}); install it with "
+                          "`pip install 'ray>=2.40'`, or use --backend local") from None
+
+    def ray() -> Backend:
+        return RayBackend(evaluate, w.address or "auto", task_timeout=w.task_timeout,
+                          retries=w.retries)
+
+    return ray
+
+
+def build(config: RunConfig) -> Built:
+    """The algorithm, evaluator, backend factory, hurdles and FEC of ``config``.
+
+    Nothing starts here: the factory starts the workers when called.
+    """
+    evaluator = make_evaluator(config)
+    hurdles = (ProgressiveHurdles(config.hurdles.increments, config.hurdles.batch)
+               if config.hurdles.progressive else None)
+    return Built(make_algorithm(config), evaluator,
+                 make_backend_factory(config, CandidateEvaluator(evaluator)), hurdles,
+                 FEC(config.fec.mode))
+
+
+def with_overrides(config: RunConfig, backend: str | None = None, address: str | None = None,
+                   workers: int | None = None, trials: int | None = None) -> RunConfig:
+    """``config`` with command-line overrides applied (and validated)."""
+    changes: dict[str, Any] = {}
+    if backend is not None:
+        changes["workers.backend"] = backend
+        if backend == "local":
+            changes["workers.address"] = None
+    if address is not None:
+        changes["workers.address"] = address
+    if workers is not None:
+        changes["workers.workers"] = workers
+    if trials is not None:
+        changes["run.trials"] = trials
+    if address is not None and (backend or config.workers.backend) != "ray":
+        raise ConfigError(f"--address {address}: is a Ray cluster's address; add --backend ray")
+    if not changes:
+        return config
+    try:
+        return config.replace(**changes)
+    except ConfigError as err:
+        flags = {"workers.backend": "--backend", "workers.address": "--address",
+                 "workers.workers": "--workers", "run.trials": "--trials"}
+        text = str(err)
+        for key, flag in flags.items():
+            if text.startswith(key + " "):
+                text = flag + text[len(key):]
+        raise ConfigError(text) from None
+
+
+# -- running --------------------------------------------------------------------------------
+ProgressArg = Callable[[Progress], None] | bool | None
+
+
+def run(config: RunConfig | str | os.PathLike[str], store_path: str | os.PathLike[str], *,
+        backend: str | None = None, address: str | None = None, workers: int | None = None,
+        trials: int | None = None, progress: ProgressArg = None) -> Progress:
+    """Start a new run: record the config in a new store at ``store_path`` and search.
+
+    ``progress``: None shows a progress bar when stderr is a terminal and a line every
+    few trials otherwise; False shows nothing; a callable gets every update.
+    Raises :class:`~evo.store.StoreError` if the store already exists.
+    """
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    config = with_overrides(config, backend, address, workers, trials)
+    store_path = Path(store_path)
+    if store_path.exists():
+        raise StoreError(f"{store_path} already exists; use `evo resume {store_path}` to "
+                         "continue that run, or choose another store path")
+    built = build(config)  # every setting is checked before the store is created
+    backend = built.backend()
+    try:
+        store = RunStore.create(store_path, config.to_dict())
+    except BaseException:
+        backend.close()
+        raise
+    return _search(store, config, built, progress, backend)
+
+
+def resume(store_path: str | os.PathLike[str], *, backend: str | None = None,
+           address: str | None = None, workers: int | None = None, trials: int | None = None,
+           progress: ProgressArg = None) -> Progress:
+    """Continue a run from its store (its config is read from the store).
+
+    ``trials`` raises (or lowers, down to the trials already finished) the run's target;
+    the new target is recorded in the store's config. Backend overrides apply to this
+    session only.
+    """
+    store = RunStore.open(store_path)
+    try:
+        config = stored_config(store)
+        if trials is not None:
+            finished = store.finished()
+            if trials < finished:
+                raise ConfigError(f"--trials {trials}: the run has already finished {finished} "
+                                  "trials; give at least that many")
+            config = with_overrides(config, trials=trials)
+        session = with_overrides(config, backend, address, workers)
+        built = build(session)
+        if trials is not None:  # the new target becomes part of the run's config
+            store.set_config(config.to_dict())
+    except BaseException:
+        store.close()
+        raise
+    return _search(store, session, built, progress)
+
+
+def stored_config(store: RunStore) -> RunConfig:
+    data = store.config
+    if not data:
+        raise StoreError(f"{store.path}: the store records no run config")
+    try:
+        return from_dict(data)
+    except ConfigError as err:
+        raise StoreError(f"{store.path}: the recorded config is not valid here: {err}") from None
+
+
+def _search(store: RunStore, config: RunConfig, built: Built, progress: ProgressArg,
+            backend: Backend | None = None) -> Progress:
+    start = store_progress(store, config.run.trials)
+    reporter = None
+    try:
+        if start.trials >= start.target and not store.in_flight():
+            return start  # nothing to do: don't start workers
+        reporter = _reporter(progress, start, config.run.name)
+        if backend is None:
+            backend = built.backend()
+        search = Search(built.algorithm, store, backend, config.run.trials, built.fec,
+                        built.hurdles, on_progress=reporter)
+        return search.run()
+    finally:
+        if reporter is not None and hasattr(reporter, "close"):
+            reporter.close()
+        if backend is not None:
+            backend.close()
+        store.close()
+
+
+def _reporter(progress: ProgressArg, start: Progress, name: str
+              ) -> Callable[[Progress], None] | None:
+    if progress is False:
+        return None
+    if callable(progress):
+        return progress
+    if progress is True or sys.stderr.isatty():
+        return ProgressBar(start, name)
+    return ProgressLines(start)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr: trials, ETA, evaluations per minute, best fitness,
+    duplicate and hurdle-cut rates."""
+
+    def __init__(self, start: Progress, name: str = "evo", stream: Any = None) -> None:
+        from tqdm import tqdm
+
+        self.start = start
+        self.t0 = time.monotonic()
+        self.bar = tqdm(total=start.target, initial=start.trials, unit="trial", desc=name,
+                        dynamic_ncols=True, file=stream or sys.stderr, smoothing=0.1)
+        self.bar.set_postfix_str(self._postfix(start), refresh=True)
+
+    def _postfix(self, p: Progress) -> str:
+        minutes = max(time.monotonic() - self.t0, 1e-9) / 60.0
+        rate = (p.evaluated - self.start.evaluated) / minutes
+        best = f"{p.best_fitness:.3f}" if p.best_trial is not None else "-"
+        return (f"best {best}, {rate:.1f} eval/min, dup {p.duplicate_rate:.0%}, "
+                f"hurdle {p.hurdle_rate:.0%}, failed {p.failed}")
+
+    def __call__(self, p: Progress) -> None:
+        self.bar.set_postfix_str(self._postfix(p), refresh=False)
+        self.bar.update(p.trials - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class ProgressLines:
+    """Without a terminal: a :func:`~evo.search.print_progress` line every ``every``
+    trials (default: 20 lines per run) and at the end."""
+
+    def __init__(self, start: Progress, every: int | None = None, stream: Any = None) -> None:
+        self.every = every or max(1, start.target // 20)
+        self.stream = stream
+        self.last = start.trials
+
+    def __call__(self, p: Progress) -> None:
+        if p.trials - self.last >= self.every or p.trials >= p.target:
+            self.last = p.trials
+            print_progress(p, self.stream or sys.stderr)
+
+
+# -- reading a store ------------------------------------------------------------------------
+def store_progress(store: RunStore, target: int | None = None) -> Progress:
+    """A run's statistics as the search reports them, from its store."""
+    db = store.db
+    p = Progress(target=target if target is not None else _target(store))
+    p.trials = store.finished()
+    p.duplicates = db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' "
+                              "AND fitness IS NOT NULL").fetchone()[0]
+    p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
+                             "('done','failed')").fetchone()[0]
+    p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
+    p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
+                              "json_extract(result, '$.status')='hurdle'").fetchone()[0]
+    row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
+                     "ORDER BY fitness DESC, id LIMIT 1").fetchone()
+    if row:
+        p.best_fitness, p.best_trial = row["fitness"], row["id"]
+    first = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0]
+    p.started = first or 0.0
+    return p
+
+
+def _target(store: RunStore) -> int:
+    try:
+        return int(store.config["run"]["trials"])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def summary_line(p: Progress) -> str:
+    best = f"{p.best_fitness:.4f} (trial {p.best_trial})" if p.best_trial is not None else "-"
+    return (f"{p.trials}/{p.target} trials: best {best}, duplicates {p.duplicate_rate:.1%}, "
+            f"hurdle cut {p.hurdle_rate:.1%}, failed {p.failed}")
+
+
+def status(store_path: str | os.PathLike[str], top: int = 10) -> str:
+    """A text report of a run (safe while the run is writing the store)."""
+    from evo.export import unique_programs
+
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        return _status_text(store, top, unique_programs)
+    finally:
+        store.close()
+
+
+def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
+    config = store.config
+    p = store_progress(store)
+    counts = store.counts()
+    waiting = store.db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' AND "
+                               "fitness IS NULL").fetchone()[0]
+    times = store.db.execute("SELECT MIN(proposed_at), MAX(finished_at) FROM trials").fetchone()
+    run = config.get("run", {})
+    search = config.get("search", {})
+    ev = config.get("evaluator", {})
+    lines = [f"run:        {run.get('name', '?')} ({Path(store.path).name})"]
+    algo = search.get("algorithm", "?")
+    if algo == "regularized_evolution":
+        algo += (f" P {search.get('population_size')}, T {search.get('tournament_size')}, "
+                 f"p {search.get('mutation_p')}")
+    seed = search.get("seed_program", "?")
+    lines.append(f"search:     {algo}; {seed} + {search.get('extra_nodes')} nodes")
+    hurdle = ev.get("hurdle")
+    hurdle_text = (f"hurdle {hurdle['env']} >= {hurdle['threshold']}" if isinstance(hurdle, dict)
+                   else "no hurdle")
+    lines.append(f"evaluator:  {', '.join(ev.get('envs', []))}; {hurdle_text}")
+    share = f" ({p.trials / p.target:.1%})" if p.target else ""
+    lines.append(f"progress:   {p.trials}/{p.target} trials finished{share}")
+    parts = [f"{k} {v}" for k, v in counts.items()]
+    if waiting:
+        parts.append(f"({waiting} duplicates waiting for an evaluation)")
+    lines.append(f"status:     {', '.join(parts)}")
+    if times[0] is not None and times[1] is not None:
+        span = max(times[1] - times[0], 1e-9)
+        lines.append(f"time:       {_duration(span)} from first proposal to last finish; "
+                     f"{p.evaluated / span * 60:.1f} evaluations/min")
+    best = (f"{p.best_fitness:.4f} (trial {p.best_trial})" if p.best_trial is not None
+            else "none yet")
+    lines.append(f"best:       {best}")
+    lines.append(f"duplicates: {p.duplicate_rate:.1%} ({p.duplicates} of {p.trials} finished "
+                 "trials reused a cached fitness)")
+    lines.append(f"hurdle cut: {p.hurdle_rate:.1%} ({p.hurdle_cut} of {p.evaluated} evaluated)")
+    lines.append(f"failed:     {p.failed}")
+    reasons = store.db.execute(
+        "SELECT reason, COUNT(*) n FROM trials WHERE status='failed' GROUP BY reason "
+        "ORDER BY n DESC, reason LIMIT 3").fetchall()
+    for r in reasons:
+        lines.append(f"            {r['n']} x {r['reason'][:100]}")
+    rows = unique_programs(store, top)
+    lines.append("")
+    lines.append(f"leaderboard (top {top} unique programs):")
+    if not rows:
+        lines.append("  (no evaluated programs yet)")
+    else:
+        lines.append(f"  {'rank':>4}  {'fitness':>8}  {'trial':>6}  {'evals':>5}  scores / formula")
+        for r in rows:
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in r["scores"].items()) or "-"
+            cut = " (hurdle cut)" if r["status"] == "hurdle" else ""
+            lines.append(f"  {r['rank']:>4}  {r['fitness']:>8.4f}  {r['trial_id']:>6}  "
+                         f"{r['evaluations']:>5}  {scores}{cut}")
+            lines.append(f"  {'':>4}  {'':>8}  {'':>6}  {'':>5}  {r['formula']}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "Built",
+    "CandidateEvaluator",
+    "ProgressBar",
+    "ProgressLines",
+    "build",
+    "make_evaluator",
+    "resume",
+    "run",
+    "status",
+    "store_progress",
+    "summary_line",
+    "with_overrides",
+]
