@@ -5,7 +5,8 @@ Every algorithm has the same interface, so the search loop knows none of them:
 * ``propose()`` returns the next :class:`Candidate` (a program and its lineage);
 * ``observe(trial_id, candidate, fitness)`` reports a finished evaluation;
 * ``state()`` / ``restore(state, programs)`` persist and reload the algorithm
-  exactly (population by trial id, counters, random-generator state).
+  exactly (population by trial id and counters). Each proposal draws from a
+  generator seeded by (seed, proposal number), so no generator state needs saving.
 
 Proposals and observations may interleave freely: the loop is steady-state and
 asynchronous, and a free worker gets the next child at once.
@@ -68,8 +69,15 @@ class SearchAlgorithm(ABC):
     name = "algorithm"
 
     def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.proposed = 0
+
+    def _next(self) -> random.Random:
+        """Count a proposal and reseed the generator for it."""
+        self.proposed += 1
+        self.rng.seed(f"{self.seed}:{self.proposed}")
+        return self.rng
 
     @abstractmethod
     def propose(self) -> Candidate: ...
@@ -80,13 +88,11 @@ class SearchAlgorithm(ABC):
 
     def state(self) -> dict:
         """Everything needed to continue exactly, as JSON-serializable values."""
-        version, internal, gauss = self.rng.getstate()
-        return {"rng": [version, list(internal), gauss], "proposed": self.proposed}
+        return {"seed": self.seed, "proposed": self.proposed}
 
     def restore(self, state: Mapping, programs: Mapping[int, Program]) -> None:
         """Continue from ``state``; ``programs`` maps trial ids to their programs."""
-        version, internal, gauss = state["rng"]
-        self.rng.setstate((version, tuple(internal), gauss))
+        self.seed = state["seed"]
         self.proposed = int(state["proposed"])
 
 
@@ -104,8 +110,7 @@ class RandomSearch(SearchAlgorithm):
         return f"RandomSearch({self.space!r})"
 
     def propose(self) -> Candidate:
-        self.proposed += 1
-        return Candidate(self.space(self.rng), mutation="random")
+        return Candidate(self.space(self._next()), mutation="random")
 
 
 class RegularizedEvolution(SearchAlgorithm):
@@ -146,14 +151,14 @@ class RegularizedEvolution(SearchAlgorithm):
                 f"p={self.mutator.p}, {self.space!r})")
 
     def propose(self) -> Candidate:
-        self.proposed += 1
+        rng = self._next()
         if self.proposed <= self.population_size or not self.population:
-            return Candidate(self.space(self.rng), mutation="seed")
+            return Candidate(self.space(rng), mutation="seed")
         k = min(self.tournament_size, len(self.population))
-        contestants = self.rng.sample(range(len(self.population)), k)
+        contestants = rng.sample(range(len(self.population)), k)
         parent_id, _, generation, parent = max(
             (self.population[i] for i in contestants), key=lambda m: m[1])
-        child, what = self.mutator.mutate(parent, self.rng)
+        child, what = self.mutator.mutate(parent, rng)
         return Candidate(child, parent_id, str(what), generation + 1)
 
     def observe(self, trial_id: int, candidate: Candidate, fitness: float) -> None:

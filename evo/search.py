@@ -94,6 +94,7 @@ class Search:
             self.algorithm.restore(saved["algorithm"], self.store.programs(ids))
             if self.hurdles is not None and "hurdles" in saved:
                 self.hurdles.restore(saved["hurdles"])
+        self.algorithm.proposed = self.store.proposals()
         for row in self.store.in_flight():
             cand = Candidate(loads(row["program"], check=False), row["parent"],
                              row["mutation"] or "", row["generation"])
@@ -120,7 +121,7 @@ class Search:
         """Run (or resume) until ``trials`` candidates have finished."""
         self.progress.started = time.time()
         self._resume()
-        proposed = self.store.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
+        proposed = self.store.proposals()
         while self.progress.trials < self.target:
             while self.backend.running < self.backend.capacity and proposed < self.target:
                 self._propose()
@@ -153,21 +154,25 @@ class Search:
             self._count(tid, fitness, duplicate=True)
             return
         waiting_for = self.pending.get(fp)
-        tid = self.store.add_trial(cand.program, fp, text, cand.parent, cand.mutation,
-                                   cand.generation, self._state(), duplicate_of=waiting_for)
+        # Only the proposal count changed, and that is the number of trial rows.
+        tid = self.store.add_trial(
+            cand.program, fp, text, cand.parent, cand.mutation, cand.generation, None,
+            duplicate_of=waiting_for, worker=None if waiting_for else self.backend.name)
         if waiting_for is not None:
             self.candidates[tid] = cand
             return
-        self._dispatch(tid, cand, fp, 0)
+        self._dispatch(tid, cand, fp, 0, started=True)
 
-    def _dispatch(self, tid: int, cand: Candidate, fp: str, level: int) -> None:
+    def _dispatch(self, tid: int, cand: Candidate, fp: str, level: int,
+                  started: bool = False) -> None:
         self.candidates[tid] = cand
         self.fingerprints[tid] = fp
         self.levels[tid] = level
         self.pending.setdefault(fp, tid)
         scale = self.hurdles.budget_scale(level) if self.hurdles is not None else 1.0
-        self.store.start(tid, self.backend.name)
-        self.backend.submit(Task(tid, dumps(cand.program), scale))
+        if not started:
+            self.store.start(tid, self.backend.name)
+        self.backend.submit(Task(tid, dumps(cand.program, compact=True), scale))
 
     def _finish(self, outcome: Outcome) -> None:
         tid = outcome.trial_id
@@ -182,7 +187,7 @@ class Search:
             if self.hurdles.after(level, fitness, population):
                 self.levels[tid] = level + 1
                 self.store.promote(tid, level + 1, self._state())
-                self.backend.submit(Task(tid, dumps(cand.program),
+                self.backend.submit(Task(tid, dumps(cand.program, compact=True),
                                          self.hurdles.budget_scale(level + 1)))
                 return
         self.algorithm.observe(tid, cand, fitness)

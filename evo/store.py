@@ -152,24 +152,31 @@ class RunStore:
     # -- writes ----------------------------------------------------------------------------
     def add_trial(self, program: Program, fingerprint: str, formula: str, parent: int | None,
                   mutation: str, generation: int,
-                  algorithm_state: Mapping | Callable[[int], Mapping],
-                  duplicate_of: int | None = None, fitness: float | None = None) -> int:
+                  algorithm_state: Mapping | Callable[[int], Mapping] | None,
+                  duplicate_of: int | None = None, fitness: float | None = None,
+                  worker: str | None = None) -> int:
         """Record a proposed candidate (or a duplicate, with its cached fitness) and the
         algorithm state after proposing it, in one transaction; returns the trial id.
         ``algorithm_state`` may be a function of the new trial id (called inside the
-        transaction), e.g. to let the algorithm observe a cached duplicate first."""
-        status = "duplicate" if duplicate_of is not None else "proposed"
+        transaction), e.g. to let the algorithm observe a cached duplicate first, or
+        None when proposing changed nothing but the proposal count (the number of
+        trial rows). With ``worker``, the trial is recorded as already running there."""
+        status = "duplicate" if duplicate_of is not None else (
+            "running" if worker is not None else "proposed")
+        now = time.time()
         with self.transaction():
             cur = self.db.execute(
                 "INSERT INTO trials(status, program, fingerprint, formula, parent, mutation, "
-                "generation, fitness, duplicate_of, proposed_at, finished_at) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (status, dumps(program), fingerprint, formula, parent, mutation, generation,
-                 fitness, duplicate_of, time.time(),
-                 time.time() if fitness is not None else None))
+                "generation, fitness, duplicate_of, proposed_at, finished_at, worker, "
+                "started_at, attempts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (status, dumps(program, compact=True), fingerprint, formula, parent, mutation,
+                 generation, fitness, duplicate_of, now,
+                 now if fitness is not None else None, worker,
+                 now if status == "running" else None, 1 if status == "running" else 0))
             tid = int(cur.lastrowid)
-            self._set("algorithm", algorithm_state(tid) if callable(algorithm_state)
-                      else algorithm_state)
+            if algorithm_state is not None:
+                self._set("algorithm", algorithm_state(tid) if callable(algorithm_state)
+                          else algorithm_state)
             if duplicate_of is not None and fitness is not None:
                 self.db.execute("UPDATE fec SET hits = hits + 1 WHERE fingerprint = ?",
                                 (fingerprint,))
@@ -283,6 +290,10 @@ class RunStore:
 
     def trial(self, trial_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
+
+    def proposals(self) -> int:
+        """How many candidates were ever proposed (one trial row each)."""
+        return self.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(STATUSES, 0)

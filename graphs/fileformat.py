@@ -116,12 +116,18 @@ def to_dict(program: Program) -> dict[str, Any]:
     }
 
 
-def dumps(program: Program) -> str:
-    """The program as file text: deterministic, 2-space indented, one node per line.
+def dumps(program: Program, compact: bool = False) -> str:
+    """The program as file text: deterministic, 2-space indented, one node per line;
+    or, with ``compact``, the same JSON on one line (for machines: run stores, tasks).
 
     ``loads(dumps(p)) == p`` and ``dumps(loads(text)) == text`` for text from ``dumps``.
     """
-    return _format(to_dict(program))
+    key = "file_text_compact" if compact else "file_text"
+    text = program._cache.get(key)  # programs are immutable: serialize once
+    if text is None:
+        data = to_dict(program)
+        text = program._cache[key] = _ENCODE(data) if compact else _format(data)
+    return text
 
 
 def save(program: Program, path: str | os.PathLike[str]) -> None:
@@ -133,11 +139,15 @@ def save(program: Program, path: str | os.PathLike[str]) -> None:
         raise ProgramError(f"cannot write the file: {_os_reason(err)}", _path(path)) from None
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+_ENCODE_INDENTED = json.JSONEncoder(ensure_ascii=False, allow_nan=False, indent=2).encode
+
+
 def _format(data: dict[str, Any]) -> str:
     """Indent the top level by 2 and put each input and node object on one line."""
 
     def enc(value: Any, indent: int | None = None) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=indent)
+        return _ENCODE_INDENTED(value) if indent else _ENCODE(value)
 
     lines = ["{"]
     for k, (key, value) in enumerate(data.items()):

@@ -47,9 +47,8 @@ def test_first_population_size_proposals_are_seeds_from_the_space():
     seeds = [algo.propose() for _ in range(8)]
     assert space.calls == 8
     assert all(c.mutation == "seed" and c.parent is None and c.generation == 0 for c in seeds)
-    # They are exactly the space's draws from the algorithm's generator.
-    rng = random.Random(5)
-    assert [c.program for c in seeds] == [SPACE(rng) for _ in range(8)]
+    # They are exactly the space's draws; proposal n draws from a generator seeded "seed:n".
+    assert [c.program for c in seeds] == [SPACE(random.Random(f"5:{n}")) for n in range(1, 9)]
     for tid, c in enumerate(seeds, 1):
         algo.observe(tid, c, fitness_of(c.program))
     child = algo.propose()
@@ -195,8 +194,7 @@ def test_random_search_proposes_fresh_draws_and_learns_nothing():
         algo.observe(tid, c, 1000.0 if tid == 1 else 0.0)  # a great first draw changes nothing
     assert all(c.mutation == "random" and c.parent is None and c.generation == 0
                for c in cands)
-    rng = random.Random(3)
-    assert [c.program for c in cands] == [SPACE(rng) for _ in range(20)]
+    assert [c.program for c in cands] == [SPACE(random.Random(f"3:{n}")) for n in range(1, 21)]
     assert len({c.program for c in cands}) == 20
     saved = json.loads(json.dumps(algo.state()))
     other = RandomSearch(SPACE, seed=99)

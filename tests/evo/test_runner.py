@@ -174,7 +174,8 @@ def test_interrupted_run_stops_cleanly_and_resumes(tmp_path):
     progress = runner.resume(path, progress=False)
     assert progress.trials == 8
     after = finished_ids(path)
-    assert after[:len(done_before)] == done_before and len(after) == len(set(after)) == 8
+    # nothing finished is lost (workers finish out of order, so compare as sets)
+    assert set(done_before) <= set(after) and len(after) == len(set(after)) == 8
     store = RunStore.open(path, readonly=True)
     assert store.counts()["proposed"] == store.counts()["running"] == 0
     store.close()

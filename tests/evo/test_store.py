@@ -10,7 +10,7 @@ import pytest
 
 from evo.store import CACHEABLE, SCHEMA_VERSION, STATUSES, RunStore, StoreError
 from graphs.equivalence import FEC
-from graphs.fileformat import dumps
+from graphs.fileformat import loads
 from graphs.library import builtin
 from graphs.render import formula
 
@@ -52,7 +52,7 @@ def test_trial_lifecycle_proposed_running_done(tmp_path):
     tid = add(store, parent=None, state={"population": [], "n": 1})
     row = store.trial(tid)
     assert row["status"] == "proposed" and row["fitness"] is None and row["attempts"] == 0
-    assert row["program"] == dumps(DQN) and row["fingerprint"] == FP(DQN)
+    assert loads(row["program"]) == DQN and row["fingerprint"] == FP(DQN)
     assert row["formula"] == formula(DQN) and row["mutation"] == "seed"
     assert store.get("algorithm") == {"population": [], "n": 1}
     assert [r["id"] for r in store.in_flight()] == [tid]
