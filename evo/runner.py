@@ -33,6 +33,7 @@ from evo.errors import ConfigError
 from evo.hurdles import ProgressiveHurdles
 from evo.rl_evaluator import RLEvaluator
 from evo.search import Progress, Search, print_progress
+from evo.search import store_progress as search_store_progress
 from evo.store import RunStore, StoreError
 from evo.workers import Backend, LocalPool
 from graphs.equivalence import FEC
@@ -296,23 +297,7 @@ class ProgressLines:
 # -- reading a store ------------------------------------------------------------------------
 def store_progress(store: RunStore, target: int | None = None) -> Progress:
     """A run's statistics as the search reports them, from its store."""
-    db = store.db
-    p = Progress(target=target if target is not None else _target(store))
-    p.trials = store.finished()
-    p.duplicates = db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' "
-                              "AND fitness IS NOT NULL").fetchone()[0]
-    p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
-                             "('done','failed')").fetchone()[0]
-    p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
-    p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
-                              "json_extract(result, '$.status')='hurdle'").fetchone()[0]
-    row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
-                     "ORDER BY fitness DESC, id LIMIT 1").fetchone()
-    if row:
-        p.best_fitness, p.best_trial = row["fitness"], row["id"]
-    first = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0]
-    p.started = first or 0.0
-    return p
+    return search_store_progress(store, target if target is not None else _target(store))
 
 
 def _target(store: RunStore) -> int:

@@ -102,19 +102,9 @@ class Search:
         self._load_progress()
 
     def _load_progress(self) -> None:
-        p, db = self.progress, self.store.db
-        p.trials = self.store.finished()
-        p.duplicates = db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' "
-                                  "AND fitness IS NOT NULL").fetchone()[0]
-        p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
-                                 "('done','failed')").fetchone()[0]
-        p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
-        p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
-                                  "json_extract(result, '$.status')='hurdle'").fetchone()[0]
-        row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
-                         "ORDER BY fitness DESC, id LIMIT 1").fetchone()
-        if row:
-            p.best_fitness, p.best_trial = row["fitness"], row["id"]
+        started = self.progress.started  # rates are per session, not since the first trial
+        self.progress = store_progress(self.store, self.target)
+        self.progress.started = started
 
     # -- the loop --------------------------------------------------------------------------
     def run(self) -> Progress:
@@ -243,6 +233,26 @@ class Search:
             p.best_fitness, p.best_trial = fitness, tid
         if self.on_progress is not None:
             self.on_progress(p)
+
+
+def store_progress(store: RunStore, target: int) -> Progress:
+    """A run's statistics, counted from its store (for resuming and for readers)."""
+    db = store.db
+    p = Progress(target=target)
+    p.trials = store.finished()
+    p.duplicates = db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' "
+                              "AND fitness IS NOT NULL").fetchone()[0]
+    p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
+                             "('done','failed')").fetchone()[0]
+    p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
+    p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
+                              "json_extract(result, '$.status')='hurdle'").fetchone()[0]
+    row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
+                     "ORDER BY fitness DESC, id LIMIT 1").fetchone()
+    if row:
+        p.best_fitness, p.best_trial = row["fitness"], row["id"]
+    p.started = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0] or 0.0
+    return p
 
 
 def print_progress(p: Progress, stream=sys.stderr) -> None:
