@@ -108,7 +108,9 @@ def _select(a: tuple[str, ...], t) -> str:
 
 def _sqdist(a: tuple[str, ...], t) -> str:
     inner = f"({a[0]} - {a[1]})^2"
-    return f"0.5*{inner}" if t and t[0] == FLOAT else f"0.5*sum_a'{inner}"
+    if t and t[0] == FLOAT:
+        return f"0.5*{inner}"
+    return "0.5*sum_a'" + inner.replace("·", "a'")  # the sum binds the free action
 
 
 # -- forward/backward helpers --------------------------------------------------------------

@@ -63,7 +63,7 @@ def test_formula_of_an_inner_node():
     ([("Add", "r_t", "gamma"), ("QValues", "Q", "s_t"), ("MulFloat", 0, 1)], "(r + γ)*Q(s,·)"),
     ([("QValues", "Q", "s_t"), ("MeanBatch", 0), ("Max", 1)], "max_a' mean_batch(Q(s,a'))"),
     ([("QValues", "Q", "s_t"), ("QValues", "Q_targ", "s_t"), ("SqDist", 0, 1)],
-     "0.5*sum_a'(Q(s,·) - Qt(s,·))^2"),
+     "0.5*sum_a'(Q(s,a') - Qt(s,a'))^2"),
     ([("QValues", "Q", "s_t"), ("Softmax", 0), ("Softmax", 0), ("KL", 1, 2)],
      "KL(softmax(Q(s,·)) || softmax(Q(s,·)))"),
 ])
