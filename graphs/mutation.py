@@ -114,7 +114,7 @@ class Mutator:
             is_out = idx == parent.output
             if is_out:
                 need = parent.opset.output_type
-            pool = Pool.prefix(parent, idx)
+            pool = Pool.prefix(parent, idx, carrying=is_out)
             try:
                 node, out = sampler.sample(pool, rng, need, carry=is_out and trains)
             except ProgramError:

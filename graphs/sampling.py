@@ -54,22 +54,24 @@ class Pool:
         return pool
 
     @classmethod
-    def prefix(cls, program: Program, end: int) -> Pool:
+    def prefix(cls, program: Program, end: int, carrying: bool = False) -> Pool:
         """The pool of ``program``'s indices below ``end`` (per-type index lists are
-        cached on the program, so this costs a few slices)."""
+        cached on the program, so this costs a few slices). Gradient-carrying counts
+        are only filled in with ``carrying`` (they matter for output nodes only)."""
         groups = program._cached("type_groups", lambda: _type_groups(program))
         pool = cls.__new__(cls)
         pool._pos = pos = program.opset.type_positions
-        pool.flags = program.carries_gradient
+        pool.flags = flags = program.carries_gradient
         pool.by_type = {}
         pool.counts = [0] * len(pos)
         pool.carrying = [0] * len(pos)
-        for t, (members, carrying) in groups.items():
+        for t, members in groups.items():
             k = bisect.bisect_left(members, end)
             if k:
-                pool.by_type[t] = members[:k]
+                group = pool.by_type[t] = members[:k]
                 pool.counts[pos[t]] = k
-                pool.carrying[pos[t]] = bisect.bisect_left(carrying, end)
+                if carrying:
+                    pool.carrying[pos[t]] = sum(flags[i] for i in group)
         return pool
 
     def add(self, t: ValueType, carries: bool) -> None:
@@ -97,19 +99,10 @@ def shared_sampler(opset: OpSet, ops: Sequence[Op | str] | None = None) -> Choic
     return sampler
 
 
-def _type_groups(program: Program) -> dict[ValueType, tuple[list[int], list[int]]]:
-    """Per type: all indices, and the gradient-carrying ones, in ascending order."""
-    groups: dict[ValueType, tuple[list[int], list[int]]] = {}
-    carries = program.carries_gradient
-    get = groups.get
-    for i, t in enumerate(program.types):
-        group = get(t)
-        if group is None:
-            group = groups[t] = ([], [])
-        group[0].append(i)
-        if carries[i]:
-            group[1].append(i)
-    return groups
+def _type_groups(program: Program) -> dict[ValueType, list[int]]:
+    """Per type, the indices of that type in ascending order."""
+    types = program.types
+    return {t: [i for i, x in enumerate(types) if x is t] for t in set(types)}
 
 
 class ChoiceSampler:
