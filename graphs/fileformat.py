@@ -378,21 +378,8 @@ def _read_inputs(items: object, opset: OpSet) -> tuple[Input, ...]:
     seen: dict[str, int] = {}
     inputs: list[Input] = []
     for k, item in enumerate(items):
-        where = f"inputs[{k}]"
-        if not isinstance(item, dict):
-            raise ProgramError(
-                'must be an object like {"name": "r_t", "type": "FLOAT"}, '
-                f"got {_kind(item)}",
-                where,
-            )
-        name = item.get("name")
-        if isinstance(name, str) and ID_PATTERN.fullmatch(name):
-            where = f"inputs[{k}] (name {name!r})"
-        _check_fields(item, INPUT_FIELDS, INPUT_REQUIRED, where)
-        if not isinstance(name, str):
-            raise ProgramError(f"must be a string, got {_kind(name)}", f"{where}.name")
-        if not ID_PATTERN.fullmatch(name):
-            raise ProgramError(f"invalid input name {_show(name)}: {ID_RULE}", f"{where}.name")
+        name, where = _named_entry(item, f"inputs[{k}]", "name", INPUT_FIELDS, INPUT_REQUIRED,
+                                   '{"name": "r_t", "type": "FLOAT"}', "input name")
         if name in seen:
             raise ProgramError(
                 f"duplicate input name {name!r} (also inputs[{seen[name]}]); "
@@ -423,6 +410,23 @@ def _read_inputs(items: object, opset: OpSet) -> tuple[Input, ...]:
     return tuple(inputs)
 
 
+def _named_entry(item: object, where: str, key: str, fields: Sequence[str],
+                 required: Sequence[str], example: str, label: str) -> tuple[str, str]:
+    """Check an input or node object and its name field; return the name and a
+    ``where`` that includes it (e.g. ``nodes[3] (id 'n3')``)."""
+    if not isinstance(item, dict):
+        raise ProgramError(f"must be an object like {example}, got {_kind(item)}", where)
+    name = item.get(key)
+    if isinstance(name, str) and ID_PATTERN.fullmatch(name):
+        where = f"{where} ({key} {name!r})"
+    _check_fields(item, fields, required, where)
+    if not isinstance(name, str):
+        raise ProgramError(f"must be a string, got {_kind(name)}", f"{where}.{key}")
+    if not ID_PATTERN.fullmatch(name):
+        raise ProgramError(f"invalid {label} {_show(name)}: {ID_RULE}", f"{where}.{key}")
+    return name, where
+
+
 def _read_bool(item: dict, key: str, where: str) -> bool:
     value = item.get(key, False)
     if not isinstance(value, bool):
@@ -447,21 +451,8 @@ def _read_node_fields(
     owner = {inp.name: f"input {inp.name!r}" for inp in inputs}
     raw_nodes: list[_RawNode] = []
     for i, item in enumerate(items):
-        where = f"nodes[{i}]"
-        if not isinstance(item, dict):
-            raise ProgramError(
-                'must be an object like {"id": "n0", "op": "QValues", "args": ["Q", "s_t"]}, '
-                f"got {_kind(item)}",
-                where,
-            )
-        node_id = item.get("id")
-        if isinstance(node_id, str) and ID_PATTERN.fullmatch(node_id):
-            where = f"nodes[{i}] (id {node_id!r})"
-        _check_fields(item, NODE_FIELDS, NODE_REQUIRED, where)
-        if not isinstance(node_id, str):
-            raise ProgramError(f"must be a string, got {_kind(node_id)}", f"{where}.id")
-        if not ID_PATTERN.fullmatch(node_id):
-            raise ProgramError(f"invalid id {_show(node_id)}: {ID_RULE}", f"{where}.id")
+        node_id, where = _named_entry(item, f"nodes[{i}]", "id", NODE_FIELDS, NODE_REQUIRED,
+                                      '{"id": "n0", "op": "QValues", "args": ["Q", "s_t"]}', "id")
         if node_id in owner:
             raise ProgramError(
                 f"duplicate id {node_id!r}: already used by {owner[node_id]}; "
