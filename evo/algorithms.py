@@ -2,8 +2,12 @@
 
 Every algorithm has the same interface, so the search loop knows none of them:
 
-* ``propose()`` returns the next :class:`Candidate` (a program and its lineage);
-* ``observe(trial_id, candidate, fitness)`` reports a finished evaluation;
+* ``propose()`` returns the next :class:`Candidate` (a program and its lineage), or
+  ``None`` when it has nothing to propose until pending evaluations finish (e.g.
+  LayerNAS scores all children of one layer before extending the next);
+* ``observe(trial_id, candidate, fitness, result)`` reports a finished evaluation
+  (``result`` is the evaluator's result dict: multi-objective algorithms read
+  ``result["objectives"]`` from it);
 * ``state()`` / ``restore(state, programs)`` persist and reload the algorithm
   exactly (population by trial id and counters). Each proposal draws from a
   generator seeded by (seed, proposal number), so no generator state needs saving.
@@ -19,6 +23,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from evo.errors import ConfigError
 from graphs.generate import from_scratch, seeded_program
@@ -80,9 +85,10 @@ class SearchAlgorithm(ABC):
         return self.rng
 
     @abstractmethod
-    def propose(self) -> Candidate: ...
+    def propose(self) -> Candidate | None: ...
 
-    def observe(self, trial_id: int, candidate: Candidate, fitness: float) -> None:
+    def observe(self, trial_id: int, candidate: Candidate, fitness: float,
+                result: Mapping[str, Any] | None = None) -> None:
         """A finished evaluation (default: nothing to learn)."""
         return None
 
@@ -96,21 +102,38 @@ class SearchAlgorithm(ABC):
         self.proposed = int(state["proposed"])
 
 
+Space = Callable[[random.Random], Program] | Any
+"""Where programs come from: a callable ``space(rng) -> Program`` (loss programs,
+e.g. :class:`SeedSpace`), or an architecture space with ``sample(rng)`` and
+``mutate(program, rng)`` (the :class:`graphs.arch.ArchSpace` protocol)."""
+
+
+def sampler(space: Space) -> Callable[[random.Random], Program]:
+    """The function that draws a fresh program from ``space``."""
+    sample = getattr(space, "sample", None)
+    if callable(sample):
+        return sample
+    if callable(space):
+        return space
+    raise ConfigError(f"{space!r} is not a search space: it must be callable (rng -> program) "
+                      "or have a sample(rng) method")
+
+
 class RandomSearch(SearchAlgorithm):
-    """The baseline: every proposal is a fresh draw from the seed space."""
+    """The baseline: every proposal is a fresh draw from the search space."""
 
     name = "random"
 
-    def __init__(self, space: Callable[[random.Random], Program] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(self, space: Space | None = None, seed: int = 0) -> None:
         super().__init__(seed)
         self.space = space or SeedSpace()
+        self._sample = sampler(self.space)
 
     def __repr__(self) -> str:
         return f"RandomSearch({self.space!r})"
 
     def propose(self) -> Candidate:
-        return Candidate(self.space(self._next()), mutation="random")
+        return Candidate(self._sample(self._next()), mutation="random")
 
 
 class RegularizedEvolution(SearchAlgorithm):
@@ -120,6 +143,10 @@ class RegularizedEvolution(SearchAlgorithm):
     population). Afterwards each proposal mutates the fittest of
     ``tournament_size`` members drawn at random from the current population; every
     observed child joins the population and the oldest member leaves.
+
+    Loss programs mutate with :class:`~graphs.mutation.Mutator` (with probability
+    ``1 - mutation_p`` a fresh program); architecture spaces mutate with their own
+    ``mutate`` (one decision changes, as in NATS-Bench), ignoring ``mutation_p``.
     """
 
     name = "regularized_evolution"
@@ -129,7 +156,7 @@ class RegularizedEvolution(SearchAlgorithm):
         population_size: int = 300,
         tournament_size: int = 25,
         mutation_p: float = 0.95,
-        space: Callable[[random.Random], Program] | None = None,
+        space: Space | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(seed)
@@ -142,26 +169,32 @@ class RegularizedEvolution(SearchAlgorithm):
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.space = space or SeedSpace()
-        # A brand-new program (probability 1 - p) is a fresh draw from the same space.
-        self.mutator = Mutator(p=mutation_p, fresh=self.space)
+        self._sample = sampler(self.space)
+        self.mutation_p = mutation_p
+        own = getattr(self.space, "mutate", None)
+        if callable(own):
+            self._mutate = own
+        else:  # a brand-new program (probability 1 - p) is a fresh draw from the same space
+            self._mutate = Mutator(p=mutation_p, fresh=self._sample).mutate
         self.population: deque[tuple[int, float, int, Program]] = deque()
 
     def __repr__(self) -> str:
         return (f"RegularizedEvolution(P={self.population_size}, T={self.tournament_size}, "
-                f"p={self.mutator.p}, {self.space!r})")
+                f"p={self.mutation_p}, {self.space!r})")
 
     def propose(self) -> Candidate:
         rng = self._next()
         if self.proposed <= self.population_size or not self.population:
-            return Candidate(self.space(rng), mutation="seed")
+            return Candidate(self._sample(rng), mutation="seed")
         k = min(self.tournament_size, len(self.population))
         contestants = rng.sample(range(len(self.population)), k)
         parent_id, _, generation, parent = max(
             (self.population[i] for i in contestants), key=lambda m: m[1])
-        child, what = self.mutator.mutate(parent, rng)
+        child, what = self._mutate(parent, rng)
         return Candidate(child, parent_id, str(what), generation + 1)
 
-    def observe(self, trial_id: int, candidate: Candidate, fitness: float) -> None:
+    def observe(self, trial_id: int, candidate: Candidate, fitness: float,
+                result: Mapping[str, Any] | None = None) -> None:
         self.population.append((trial_id, float(fitness), candidate.generation,
                                 candidate.program))
         if len(self.population) > self.population_size:

@@ -113,12 +113,17 @@ class Search:
         self._resume()
         proposed = self.store.proposals()
         while self.progress.trials < self.target:
+            waiting = False  # the algorithm has nothing to propose until results come in
             while self.backend.running < self.backend.capacity and proposed < self.target:
-                self._propose()
+                if not self._propose():
+                    waiting = True
+                    break
                 proposed += 1
             if self.progress.trials >= self.target:
                 break
             if not self.backend.running:
+                if waiting:  # nothing in flight and nothing to propose: the algorithm is done
+                    break
                 if proposed >= self.target and self.progress.trials < self.target:
                     raise RuntimeError("nothing in flight but the run is unfinished")
                 continue
@@ -126,23 +131,27 @@ class Search:
                 self._finish(outcome)
         return self.progress
 
-    def _propose(self) -> None:
+    def _propose(self) -> bool:
+        """Propose one candidate; ``False`` if the algorithm has none to give now."""
         cand = self.algorithm.propose()
+        if cand is None:
+            return False
         fp = self.fec(cand.program)
         text = formula(cand.program)
         cached = self.store.fec_lookup(fp)
         if cached is not None:
             fitness, original = cached
+            result = self.store.result(original)
 
             def observed(tid: int) -> dict:
-                self.algorithm.observe(tid, cand, fitness)
+                self.algorithm.observe(tid, cand, fitness, result)
                 return self._state()
 
             tid = self.store.add_trial(cand.program, fp, text, cand.parent, cand.mutation,
                                        cand.generation, observed, duplicate_of=original,
                                        fitness=fitness)
             self._count(tid, fitness, duplicate=True)
-            return
+            return True
         waiting_for = self.pending.get(fp)
         # Only the proposal count changed, and that is the number of trial rows.
         tid = self.store.add_trial(
@@ -150,8 +159,9 @@ class Search:
             duplicate_of=waiting_for, worker=None if waiting_for else self.backend.name)
         if waiting_for is not None:
             self.candidates[tid] = cand
-            return
+            return True
         self._dispatch(tid, cand, fp, 0, started=True)
+        return True
 
     def _dispatch(self, tid: int, cand: Candidate, fp: str, level: int,
                   started: bool = False) -> None:
@@ -180,7 +190,7 @@ class Search:
                 self.backend.submit(Task(tid, dumps(cand.program, compact=True),
                                          self.hurdles.budget_scale(level + 1)))
                 return
-        self.algorithm.observe(tid, cand, fitness)
+        self.algorithm.observe(tid, cand, fitness, result)
         rows = self.store.db.execute(
             "SELECT id, program, parent, mutation, generation FROM trials WHERE "
             "status='duplicate' AND duplicate_of=? AND fitness IS NULL ORDER BY id",
@@ -190,7 +200,7 @@ class Search:
             dup = self.candidates.pop(r["id"], None) or Candidate(
                 loads(r["program"], check=False), r["parent"], r["mutation"] or "",
                 r["generation"])
-            self.algorithm.observe(r["id"], dup, fitness)
+            self.algorithm.observe(r["id"], dup, fitness, result)
         self.store.finish(tid, result, self._state(), outcome.worker)
         fp = self.fingerprints.pop(tid, "")
         self.pending.pop(fp, None)

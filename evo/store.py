@@ -291,6 +291,11 @@ class RunStore:
     def trial(self, trial_id: int) -> sqlite3.Row | None:
         return self.db.execute("SELECT * FROM trials WHERE id=?", (trial_id,)).fetchone()
 
+    def result(self, trial_id: int) -> dict | None:
+        """The evaluator's result dict of a finished trial (``None`` if it has none)."""
+        row = self.db.execute("SELECT result FROM trials WHERE id=?", (trial_id,)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
     def proposals(self) -> int:
         """How many candidates were ever proposed (one trial row each)."""
         return self.db.execute("SELECT COUNT(*) FROM trials").fetchone()[0]

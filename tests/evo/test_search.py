@@ -61,8 +61,8 @@ class RecordingRE(RegularizedEvolution):
         self.observed: list[int] = []
         self.population_ids_seen: set[int] = set()
 
-    def observe(self, trial_id, candidate, fitness) -> None:
-        super().observe(trial_id, candidate, fitness)
+    def observe(self, trial_id, candidate, fitness, result=None) -> None:
+        super().observe(trial_id, candidate, fitness, result)
         self.observed.append(trial_id)
         self.population_ids_seen.update(m[0] for m in self.population)
 
@@ -342,7 +342,7 @@ class Scripted(SearchAlgorithm):
         self.proposed += 1
         return self.script[self.proposed - 1]
 
-    def observe(self, trial_id, candidate, fitness) -> None:
+    def observe(self, trial_id, candidate, fitness, result=None) -> None:
         self.observed[trial_id] = candidate
 
 
@@ -367,3 +367,39 @@ def test_resume_keeps_the_lineage_of_a_waiting_duplicate(tmp_path):
     Search(algo, store, InlineBackend(ev), 3).run()
     assert store.trial(2)["fitness"] == store.trial(1)["fitness"]
     assert (algo.observed[2].generation, algo.observed[2].parent) == (3, 1)
+
+
+class InBatches(SearchAlgorithm):
+    """Proposes batches of 3 and waits until each batch is observed; stops after
+    ``batches`` batches. Records the result dict of every observation."""
+
+    def __init__(self, batches: int) -> None:
+        super().__init__(0)
+        self.batches = batches
+        self.results: dict[int, dict | None] = {}
+
+    def propose(self) -> Candidate | None:
+        batch_full = self.proposed % 3 == 0 and len(self.results) < self.proposed
+        if batch_full or self.proposed >= 3 * self.batches:
+            return None
+        self.max_open = max(getattr(self, "max_open", 0), self.proposed + 1 - len(self.results))
+        return Candidate(SPACE(self._next()), mutation="seed")
+
+    def observe(self, trial_id, candidate, fitness, result=None) -> None:
+        self.results[trial_id] = result
+
+
+def test_an_algorithm_can_wait_for_results_and_finish_early(tmp_path):
+    ev = Evaluator(tmp_path / "evals.log")
+    store = RunStore.create(tmp_path / "run.evo", {})
+    algo = InBatches(batches=4)
+    backend = InlineBackend(ev, capacity=5)
+    p = Search(algo, store, backend, trials=100).run()
+    # Never more than one batch in flight, and the run ends when the algorithm is done.
+    assert p.trials == 12 < 100 and algo.max_open == 3
+    assert all(r is not None and "fitness" in r for r in algo.results.values())
+    # Duplicates observe the result of the evaluation they reuse.
+    for r in rows(store):
+        if r["status"] == "duplicate" and r["fitness"] is not None:
+            original = algo.results[r["duplicate_of"]]
+            assert algo.results[r["id"]] == original
