@@ -1,12 +1,14 @@
-"""Regenerate the NAS-Bench-201 data files shipped inside the package.
+"""Regenerate the NAS-Bench-201 data files shipped inside the packages.
 
-``build_accuracy_table(csv, out)`` turns ``../shared/data/nb201/nb201_accuracy.csv``
-(all 15,625 architectures, 4-decimal accuracies in percent) into
-``evo/data/nb201_accuracy.npz``: one int32 matrix of ``round(acc * 1e4)`` with a
-row per ``nb201_index`` and a column per CSV accuracy column, plus the column
-names, compressed. The conversion is exact: every 4-decimal value comes back.
+* ``graphs/data/nb201_order.npy`` (:func:`order_from_csv`): for every NB201 index
+  0..15,624 (the benchmark's own ordering), the base-5 code of that architecture
+  (``graphs.nb201.code_number``) as int16: 31 KB.
+* ``evo/data/nb201_accuracy.npz`` (:func:`build_accuracy_table`): every accuracy
+  column of the CSV as an int32 matrix of ``round(acc * 1e4)``, one row per
+  ``nb201_index``, plus the column names, compressed. The conversion is exact:
+  every 4-decimal value comes back.
 
-Run: ``.venv/bin/python bench/make_nb201_data.py [--csv PATH]``.
+    python bench/make_nb201_data.py [--csv ../shared/data/nb201/nb201_accuracy.csv]
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import argparse
 import csv
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from graphs.nb201 import N_ARCHS, ORDER_PATH, code_number, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nb201_accuracy.csv"
@@ -30,6 +35,20 @@ ACCURACY_COLUMNS = (
     "acc200ep_cifar10_test", "acc200ep_cifar100_test", "acc200ep_imagenet16_test",
 )
 _FOUR_DECIMALS = re.compile(r"^\d{1,3}(\.\d{1,4})?$")
+
+
+def order_from_csv(path: Path) -> np.ndarray:
+    """The int16 base-5 code of every NB201 index, checked to be a bijection."""
+    order = np.full(N_ARCHS, -1, dtype=np.int16)
+    with open(path, newline="") as f:
+        for line, row in enumerate(csv.DictReader(f), start=2):
+            index = int(row["nb201_index"])
+            if not 0 <= index < N_ARCHS or order[index] != -1:
+                raise SystemExit(f"{path}:{line}: index {index} out of range or repeated")
+            order[index] = code_number(parse(row["arch_str"]))
+    if (order < 0).any() or len(set(order.tolist())) != N_ARCHS:
+        raise SystemExit(f"{path}: the indices do not cover all {N_ARCHS} architectures once")
+    return order
 
 
 def _fixed_point(text: str, where: str) -> int:
@@ -61,21 +80,27 @@ def build_accuracy_table(csv_path: str | Path = DEFAULT_CSV,
                                  f"order (expected {len(rows)})")
             rows.append([_fixed_point(row[c], f"{csv_path}:{line} {c}")
                          for c in ACCURACY_COLUMNS])
-    if len(rows) != 15_625:
-        raise ValueError(f"{csv_path}: {len(rows)} architectures, expected 15,625")
+    if len(rows) != N_ARCHS:
+        raise ValueError(f"{csv_path}: {len(rows)} architectures, expected {N_ARCHS}")
     out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(out, accuracy=np.asarray(rows, dtype=np.int32),
                         columns=np.asarray(ACCURACY_COLUMNS))
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--csv", default=str(DEFAULT_CSV), help="nb201_accuracy.csv")
-    args = parser.parse_args()
-    path = build_accuracy_table(args.csv)
-    print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
+    parser.add_argument("--out", type=Path, default=ORDER_PATH)
+    parser.add_argument("--accuracy-out", type=Path, default=ACCURACY_NPZ)
+    args = parser.parse_args(argv)
+    order = order_from_csv(args.csv)
+    np.save(args.out, order, allow_pickle=False)
+    print(f"wrote {args.out} ({args.out.stat().st_size} bytes, {N_ARCHS} codes)")
+    table = build_accuracy_table(args.csv, args.accuracy_out)
+    print(f"wrote {table} ({table.stat().st_size} bytes, {len(ACCURACY_COLUMNS)} columns)")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
