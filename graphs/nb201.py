@@ -83,6 +83,9 @@ def arch_string(code: tuple[int, ...] | list[int]) -> str:
 
 
 def _check_code(code: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    if not isinstance(code, tuple | list):
+        raise ProgramError(f"an NB201 architecture is an arch string or a code of "
+                           f"{len(EDGES)} op indices, got {code!r}")
     code = tuple(code)
     if len(code) != len(EDGES) or not all(isinstance(c, int) and 0 <= c < len(OPS)
                                           for c in code):

@@ -1,0 +1,219 @@
+"""The NB201 space: arch strings, the benchmark index, canonical forms, programs, NB201Space."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import random
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from graphs import nb201
+from graphs.errors import ProgramError
+from graphs.nb201 import (
+    EDGES,
+    N_ARCHS,
+    OPS,
+    arch_string,
+    canonical,
+    code_from_number,
+    code_number,
+    from_index,
+    function_key,
+    live_edges,
+    parse,
+    to_index,
+)
+
+CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "nb201" / "nb201_accuracy.csv"
+ALL_CODES = list(itertools.product(range(len(OPS)), repeat=len(EDGES)))
+RESNET = ("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+          "skip_connect~2|")
+
+
+def code_of(**edges: str) -> tuple[int, ...]:
+    """A code from edges named like e10="nor_conv_3x3" (edge 1<-0); the rest are none."""
+    code = [0] * len(EDGES)
+    for key, op in edges.items():
+        code[EDGES.index((int(key[1]), int(key[2])))] = OPS.index(op)
+    return tuple(code)
+
+
+# -- arch strings ------------------------------------------------------------------------
+def test_arch_string_round_trip_for_every_code():
+    strings = {arch_string(code) for code in ALL_CODES}
+    assert len(strings) == N_ARCHS
+    for code in ALL_CODES:
+        assert parse(arch_string(code)) == code
+
+
+@pytest.mark.parametrize("bad, words", [
+    ("|nor_conv_3x3~0|+|none~0|none~1|", "2 '+'-separated"),
+    ("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|", "4 '+'-separated"),
+    ("|nor_conv_3x3~0|+|none~0|+|none~0|none~1|none~2|", "lists 1 edge"),
+    ("|nor_conv_3x3~1|+|none~0|none~1|+|none~0|none~1|none~2|", "'<op>~0'"),
+    ("|nor_conv_3x3|+|none~0|none~1|+|none~0|none~1|none~2|", "'<op>~0'"),
+    ("nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "start and end with '|'"),
+    ("|nor_conv_3x4~0|+|none~0|none~1|+|none~0|none~1|none~2|", "did you mean 'nor_conv_3x3'"),
+    ("|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown NB201 op 'conv'"),
+])
+def test_malformed_arch_strings_say_what_is_wrong(bad, words):
+    with pytest.raises(ProgramError) as err:
+        parse(bad)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize("bad", [(0, 1, 2), (0, 1, 2, 3, 4, 5), (0, 0, 0, 0, 0, 1.0), "x", None])
+def test_malformed_codes_are_rejected(bad):
+    with pytest.raises(ProgramError):
+        to_index(bad)
+
+
+# -- the benchmark index ------------------------------------------------------------------
+def test_code_numbers_are_a_bijection():
+    numbers = [code_number(code) for code in ALL_CODES]
+    assert numbers == list(range(N_ARCHS))  # itertools.product order is base-5 order
+    assert all(code_from_number(n) == code for n, code in zip(numbers, ALL_CODES))
+
+
+def test_shipped_order_alone_gives_a_bijection():
+    indices = [to_index(code) for code in ALL_CODES]
+    assert sorted(indices) == list(range(N_ARCHS))
+    for code, index in zip(ALL_CODES, indices):
+        assert from_index(index) == code
+    assert nb201.ORDER_PATH.stat().st_size < 40_000
+
+
+def test_index_round_trip_against_the_benchmark_csv():
+    if not CSV.exists():
+        pytest.skip(f"{CSV} is missing (the shared NB201 data); the shipped ordering is "
+                    "checked by test_shipped_order_alone_gives_a_bijection")
+    with open(CSV, newline="") as f:
+        rows = [(int(r["nb201_index"]), r["arch_str"]) for r in csv.DictReader(f)]
+    assert len(rows) == N_ARCHS
+    for index, arch in rows:
+        assert to_index(arch) == index
+        assert arch_string(from_index(index)) == arch
+    assert to_index(RESNET) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, N_ARCHS, 10**9, 1.5, "3", True, None])
+def test_out_of_range_indices_are_rejected(bad):
+    with pytest.raises(ProgramError, match="NB201 index is an integer in"):
+        from_index(bad)
+
+
+def test_numpy_integer_indices_work():
+    assert from_index(np.int64(1)) == parse(RESNET)
+
+
+# -- equivalence ---------------------------------------------------------------------------
+ZERO = (0,) * 6
+
+
+def test_output_cut_off_by_none_edges_is_the_zero_cell():
+    # Convs into nodes 1 and 2 but every edge into node 3 is none.
+    cut = code_of(e10="nor_conv_3x3", e20="nor_conv_3x3", e21="avg_pool_3x3")
+    assert live_edges(cut) == (False,) * 6
+    assert canonical(cut) == ZERO
+    assert function_key(cut) == "0"
+    # Node 3 is fed only from node 2, whose inputs are all none.
+    starved = code_of(e10="nor_conv_1x1", e32="nor_conv_3x3")
+    assert canonical(starved) == ZERO
+
+
+def test_dead_conv_into_a_node_that_reaches_nothing():
+    base = code_of(e30="nor_conv_3x3")
+    with_dead = code_of(e30="nor_conv_3x3", e10="nor_conv_3x3", e20="avg_pool_3x3",
+                        e21="nor_conv_1x1")  # nodes 1 and 2 never reach node 3
+    assert live_edges(with_dead) == (False, False, False, True, False, False)
+    assert canonical(with_dead) == canonical(base) == base
+    # An edge out of a node with no live input is dead too.
+    no_input = code_of(e30="nor_conv_3x3", e31="nor_conv_3x3")
+    assert canonical(no_input) == base
+
+
+def test_live_edges_keep_real_paths():
+    code = parse(RESNET)
+    assert live_edges(code) == (True,) * 6
+    assert canonical(code) == code
+
+
+def test_nodes_one_and_two_swap_only_without_edge_two_from_one():
+    a = code_of(e10="nor_conv_3x3", e20="avg_pool_3x3", e31="nor_conv_3x3", e32="skip_connect")
+    b = code_of(e10="avg_pool_3x3", e20="nor_conv_3x3", e31="skip_connect", e32="nor_conv_3x3")
+    assert canonical(a) == canonical(b)
+    assert function_key(a) == function_key(b)
+    # With an edge 2<-1 the nodes are ordered: no swap.
+    c = code_of(e10="nor_conv_3x3", e20="avg_pool_3x3", e21="nor_conv_1x1", e31="nor_conv_3x3",
+                e32="skip_connect")
+    d = code_of(e10="avg_pool_3x3", e20="nor_conv_3x3", e21="nor_conv_1x1", e31="skip_connect",
+                e32="nor_conv_3x3")
+    assert canonical(c) != canonical(d)
+    # A dead 2<-1 edge (node 2 does not reach the output) does not block the swap.
+    e = code_of(e10="nor_conv_3x3", e31="nor_conv_3x3", e21="avg_pool_3x3")
+    f = code_of(e20="nor_conv_3x3", e32="nor_conv_3x3")
+    assert canonical(e) == canonical(f)
+
+
+def test_different_functions_stay_apart():
+    assert canonical(code_of(e30="nor_conv_3x3")) != canonical(code_of(e30="nor_conv_1x1"))
+    serial = code_of(e10="nor_conv_3x3", e31="nor_conv_3x3")
+    parallel = code_of(e30="nor_conv_3x3", e10="nor_conv_3x3", e31="skip_connect")
+    assert canonical(serial) != canonical(parallel)
+    assert function_key(serial) != function_key(parallel)
+
+
+def test_function_key_treats_skip_as_identity():
+    direct = code_of(e30="nor_conv_3x3")
+    via_skip = code_of(e10="skip_connect", e31="nor_conv_3x3")
+    assert canonical(direct) != canonical(via_skip)  # different graphs ...
+    assert function_key(direct) == function_key(via_skip) == "nor_conv_3x3(x)"  # same function
+    # Sums are multisets: conv(x) + conv(x) is not conv(x).
+    twice = code_of(e30="nor_conv_3x3", e10="skip_connect", e31="nor_conv_3x3")
+    assert function_key(twice) == "nor_conv_3x3(x) + nor_conv_3x3(x)"
+
+
+def test_canonical_is_idempotent_and_refined_by_function_key():
+    by_class = defaultdict(set)
+    for code in ALL_CODES:
+        canon = canonical(code)
+        assert canonical(canon) == canon
+        assert canonical(arch_string(code)) == canon
+        by_class[canon].add(function_key(code))
+    assert all(len(keys) == 1 for keys in by_class.values())
+
+
+def test_number_of_equivalence_classes():
+    # 15,625 codes; 8,765 cells up to dead edges and the 1<->2 swap; 4,930 functions once
+    # skip_connect is the identity too. (NB201's own to_unique_str gives 6,466: it keeps
+    # zero terms in sums and does not flatten sums passed through skip edges.)
+    assert len({canonical(code) for code in ALL_CODES}) == 8765
+    assert len({function_key(code) for code in ALL_CODES}) == 4930
+
+
+def test_canonical_matches_brute_force_isomorphism():
+    """Independent check: equal canonical forms <=> equal sets of live labelled edges up to
+    relabelling nodes 1 and 2 (when that keeps every edge pointing forward)."""
+    def live_graph(code):
+        return frozenset((e, op) for e, op, alive in zip(EDGES, code, live_edges(code)) if alive)
+
+    def relabel(graph):
+        swap = {0: 0, 1: 2, 2: 1, 3: 3}
+        moved = frozenset(((swap[d], swap[s]), op) for (d, s), op in graph)
+        return moved if all(d > s for (d, s), _ in moved) else graph
+
+    rng = random.Random(0)
+    for _ in range(3000):
+        a, b = rng.choice(ALL_CODES), rng.choice(ALL_CODES)
+        r = rng.random()  # make equivalent pairs common
+        if r < 0.3:
+            b = tuple(op if alive else 0 for op, alive in zip(a, live_edges(a)))
+        elif r < 0.6 and a[2] == 0:
+            b = (a[1], a[0], 0, a[3], a[5], a[4])
+        ga, gb = live_graph(a), live_graph(b)
+        same = ga == gb or relabel(ga) == gb
+        assert (canonical(a) == canonical(b)) == same, (a, b)
