@@ -202,7 +202,8 @@ def register_opset(opset: OpSet) -> OpSet:
 
 def get_opset(name: str) -> OpSet:
     """The registered op set called ``name``."""
-    import graphs.rl_loss  # noqa: F401  (registers the built-in op set)
+    import graphs.arch  # noqa: F401  (registers the built-in op sets)
+    import graphs.rl_loss  # noqa: F401
 
     try:
         return _REGISTRY[name]
