@@ -16,13 +16,17 @@ and lowers to the layers of the full macro network.
 from __future__ import annotations
 
 import difflib
+import random
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from graphs.arch import ARCH, layer_op, op_spec
 from graphs.errors import ProgramError
 from graphs.layers import Layer
+from graphs.op import Op
+from graphs.program import Node, Program
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 # (target node, source node) of each code position, in arch-string order.
@@ -140,13 +144,17 @@ def network_layers(code: tuple[int, ...] | str, dataset: str = "cifar10", c: int
     if isinstance(code, str):
         code = parse(code)
     code = _check_code(code)
+    hw, classes = DATASETS[_check_dataset(dataset)]
+    return list(_network_layers(code, hw, classes, c, cells_per_stage))
+
+
+def _check_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         close = difflib.get_close_matches(str(dataset), DATASETS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ProgramError(f"unknown NB201 dataset {dataset!r}{hint} "
                            f"(datasets: {', '.join(DATASETS)})")
-    hw, classes = DATASETS[dataset]
-    return list(_network_layers(code, hw, classes, c, cells_per_stage))
+    return dataset
 
 
 @lru_cache(maxsize=4096)
@@ -272,6 +280,9 @@ def canonical(code: tuple[int, ...] | list[int] | str) -> tuple[int, ...]:
     nodes 1 and 2 are interchangeable and the smaller of the two labellings is kept.
     Codes with equal canonical forms compute the same function (a cell whose output
     is cut off from its input, e.g. through ``none`` edges, is the all-``none`` cell).
+    One approximation, shared with NB201's own ``to_unique_str``: a conv edge out of a
+    node that is identically zero counts as dead, though its batch norm adds a learned
+    per-channel constant.
     """
     code = _as_code(code)
     live = live_edges(code)
@@ -302,3 +313,262 @@ def function_key(code: tuple[int, ...] | list[int] | str) -> str:
             arg = inner[0] if len(inner) == 1 else "(" + " + ".join(inner) + ")"
             terms[dst] += (f"{OPS[op]}({arg})",)
     return " + ".join(sorted(terms[3])) or "0"
+
+
+# -- programs ------------------------------------------------------------------------------
+# A cell program: edge 1<-0 is node 1 itself; nodes 2 and 3 are sums of their edges.
+# Node layout of one cell (after its input): the slot of each edge and sum.
+_CELL_SLOTS = ("edge1_0", "edge2_0", "edge2_1", "node2", "edge3_0", "edge3_1", "edge3_2", "node3")
+_EDGE_SLOT = (0, 1, 2, 4, 5, 6)  # slot of each code position
+
+
+@lru_cache(maxsize=64)
+def _edge_ops(c: int) -> tuple[Op, ...]:
+    """The arch op of each NB201 op at ``c`` channels (``none`` is ``zero``)."""
+    return (layer_op("zero"), layer_op("identity"),
+            layer_op("conv", k=1, c=c, act="relu", bn=True),
+            layer_op("conv", k=3, c=c, act="relu", bn=True),
+            layer_op("avgpool", k=3))
+
+
+def _cell_nodes(code: tuple[int, ...], c: int, x: int, prefix: str,
+                nodes: list[Node], ids: list[str]) -> int:
+    """Append one cell on node ``x`` to ``nodes``/``ids``; return its output index."""
+    ops = _edge_ops(c)
+    node = {0: x}
+    base = len(nodes)
+    for slot, name in enumerate(_CELL_SLOTS):
+        if name.startswith("node"):
+            dst = int(name[-1])
+            args = tuple(base + s for s, (d, _) in zip(_EDGE_SLOT, EDGES) if d == dst)
+            nodes.append(Node(layer_op("add", n=len(args)), args))
+            node[dst] = base + slot
+        else:
+            pos = _EDGE_SLOT.index(slot)
+            dst, src = EDGES[pos]
+            nodes.append(Node(ops[code[pos]], (node[src],)))
+            if dst == 1:
+                node[1] = base + slot
+        ids.append(prefix + name)
+    return len(nodes) - 1
+
+
+def to_program(code: tuple[int, ...] | list[int] | str, dataset: str = "cifar10",
+               level: str = "network") -> Program:
+    """The architecture as a program of the ``arch`` op set (:mod:`graphs.arch`).
+
+    Every edge is a node (``none`` -> ``zero``, ``skip_connect`` -> ``identity``,
+    ``nor_conv_KxK`` -> ``conv(k=K,...,act=relu,bn=1)``, ``avg_pool_3x3`` ->
+    ``avgpool(k=3)``), node 1 is its one edge, nodes 2 and 3 are ``add`` nodes of
+    their edges. ``level="network"`` gives the whole macro network of
+    :func:`network_layers` (stem, 3 x 5 cells, reduction blocks, head; node ids
+    such as ``stage1.cell4.edge3_1``); ``level="cell"`` one cell on an
+    ``image(r=<dataset resolution>,c=16)`` input. :func:`from_program` inverts both.
+
+    ``graphs.arch.to_layers`` of the network has the MACs and parameters of
+    :func:`network_layers` for every code and the same layers except sums: it leaves
+    out a ``skip_connect`` from a node that is identically zero (it adds zeros),
+    which :func:`network_layers` counts as the reference implementation computes it.
+    """
+    code = _as_code(code)
+    hw, classes = DATASETS[_check_dataset(dataset)]
+    if level == "cell":
+        return _cell_program(code, hw)
+    if level != "network":
+        raise ProgramError(f"level must be 'network' or 'cell', got {level!r}")
+    return _network_program(code, hw, classes)
+
+
+@lru_cache(maxsize=2048)
+def _cell_program(code: tuple[int, ...], hw: int, c: int = 16) -> Program:
+    nodes, ids = [Node(layer_op("image", r=hw, c=c), ())], ["node0"]
+    _cell_nodes(code, c, 0, "", nodes, ids)
+    ids[2] = "node1"  # edge 1<-0 is node 1
+    return Program(ARCH, nodes, (), len(nodes) - 1, ids)
+
+
+@lru_cache(maxsize=2048)
+def _network_program(code: tuple[int, ...], hw: int, classes: int, c: int = 16,
+                     cells: int = 5) -> Program:
+    nodes = [Node(layer_op("image", r=hw, c=3), ()),
+             Node(layer_op("conv", k=3, c=c, bn=True), (0,))]
+    ids = ["image", "stem"]
+    x = 1
+    for stage in range(3):
+        width = c * 2**stage
+        if stage:
+            pre = f"reduce{stage}."
+            conv_a = layer_op("conv", k=3, c=width, s=2, act="relu", bn=True)
+            conv_b = layer_op("conv", k=3, c=width, act="relu", bn=True)
+            n = len(nodes)
+            nodes += [Node(conv_a, (x,)), Node(conv_b, (n,)),
+                      Node(layer_op("avgpool", k=2, s=2), (x,)),
+                      Node(layer_op("conv", k=1, c=width), (n + 2,)),
+                      Node(layer_op("add", n=2), (n + 1, n + 3))]
+            ids += [pre + s for s in ("conv_a", "conv_b", "shortcut.pool", "shortcut.conv",
+                                      "sum")]
+            x = len(nodes) - 1
+        for i in range(cells):
+            x = _cell_nodes(code, width, x, f"stage{stage}.cell{i}.", nodes, ids)
+    n = len(nodes)
+    nodes += [Node(layer_op("bn", act="relu"), (x,)), Node(layer_op("gap"), (n,)),
+              Node(layer_op("fc", c=classes), (n + 1,))]
+    ids += ["head.bn_relu", "head.pool", "head.classifier"]
+    return Program(ARCH, nodes, (), len(nodes) - 1, ids)
+
+
+def from_program(program: Program) -> tuple[int, ...]:
+    """The code of a program made by :func:`to_program` (either level, any dataset).
+
+    The program must have exactly that structure (node ids may differ).
+
+    Raises:
+        ProgramError: naming the first node that does not fit.
+    """
+    return _decode_program(program)[0]
+
+
+def program_dataset(program: Program) -> tuple[str | None, str]:
+    """The dataset (None for a cell program, whose input fits several) and level of an
+    NB201 program."""
+    return _decode_program(program)[1:]
+
+
+def _decode_program(program: Program) -> tuple[tuple[int, ...], str | None, str]:
+    if not isinstance(program, Program) or program.opset is not ARCH:
+        what = program.opset.name if isinstance(program, Program) else type(program).__name__
+        raise ProgramError(f"an NB201 program is an arch-op-set program, got {what}")
+    cached = program._cache.get("nb201")
+    if cached is not None:
+        return cached
+    nodes = program.nodes
+    first = op_spec(nodes[0].op)
+    if first.kind != "image" or program.n_inputs:
+        raise ProgramError("an NB201 program starts with an image(r=...,c=...) node",
+                           program.describe(program.n_inputs))
+    r, c = first.attrs["r"], first.attrs["c"]
+    level = "cell" if len(nodes) == 1 + len(_CELL_SLOTS) else "network"
+    start = 1 if level == "cell" else 2  # the first cell's slots
+    if len(nodes) < start + len(_CELL_SLOTS):
+        raise ProgramError(f"{len(nodes)} nodes are too few for an NB201 cell or network")
+    width = c if level == "cell" else 16
+    ops = {op.name: i for i, op in enumerate(_edge_ops(width))}
+    code = []
+    for slot in _EDGE_SLOT:
+        op = nodes[start + slot].op
+        if op.name not in ops:
+            raise ProgramError(f"{op.name} is not an NB201 edge op at {width} channels "
+                               f"(expected one of {', '.join(ops)})",
+                               program.describe(program.n_inputs + start + slot))
+        code.append(ops[op.name])
+    code = tuple(code)
+    if level == "cell":
+        dataset, expected = None, _cell_program(code, r, c)
+    else:
+        last = op_spec(nodes[-1].op)
+        if last.kind != "fc":
+            raise ProgramError(f"an NB201 network ends with its fc classifier, not {last.kind}",
+                               program.describe(len(program) - 1))
+        classes = last.attrs["c"]
+        dataset = next((d for d, shape in DATASETS.items() if shape == (r, classes)), None)
+        if dataset is None:
+            known = ", ".join(f"{d} (r={s[0]}, {s[1]} classes)" for d, s in DATASETS.items())
+            raise ProgramError(f"an input of r={r} with {classes} classes is no NB201 dataset "
+                               f"({known})")
+        expected = _network_program(code, r, classes)
+    _same_structure(program, expected)
+    result = (code, dataset, level)
+    program._cache["nb201"] = result
+    return result
+
+
+def _same_structure(program: Program, expected: Program) -> None:
+    if len(program.nodes) != len(expected.nodes):
+        raise ProgramError(f"the program has {len(program.nodes)} nodes; an NB201 program "
+                           f"of its kind has {len(expected.nodes)}")
+    n_in = program.n_inputs
+    for i, (got, want) in enumerate(zip(program.nodes, expected.nodes)):
+        if got.op is not want.op or tuple(a - n_in for a in got.args) != want.args:
+            args = ", ".join(expected.ids[a] for a in want.args)
+            raise ProgramError(f"expected {want.op.name}({args}) as in the NB201 network "
+                               f"(node {expected.ids[i]!r})", program.describe(n_in + i))
+    if program.output - n_in != expected.output:
+        raise ProgramError("the output must be the last node, as in the NB201 network")
+
+
+# -- the search space ---------------------------------------------------------------------
+EQUIVALENCES = ("graph", "function")
+
+
+class NB201Space:
+    """The NB201 cell space as an :class:`~graphs.arch.ArchSpace`.
+
+    Programs are whole networks (:func:`to_program`) for ``dataset``; a code is the
+    6 op indices in arch-string order. Mutation follows NATS-Bench's regularized
+    evolution: pick one of the three cell nodes, one of its incoming edges, and a
+    different op, all uniformly (so edge 1<-0 changes in a third of mutations);
+    ``uniform_edges=True`` picks the edge uniformly instead. Fingerprints come from
+    :func:`canonical` (``equivalence="graph"``) or :func:`function_key`
+    (``"function"``, where ``skip_connect`` is the identity too).
+    """
+
+    decisions = tuple(f"edge {dst}<-{src}" for dst, src in EDGES)
+    choices = tuple(OPS for _ in EDGES)
+
+    def __init__(self, dataset: str = "cifar10", equivalence: str = "graph",
+                 uniform_edges: bool = False) -> None:
+        self.dataset = _check_dataset(dataset)
+        if equivalence not in EQUIVALENCES:
+            raise ProgramError(f"equivalence must be one of {', '.join(EQUIVALENCES)}, "
+                               f"got {equivalence!r}")
+        self.equivalence = equivalence
+        self.uniform_edges = bool(uniform_edges)
+        self.name = f"nb201-{dataset}"
+
+    def __repr__(self) -> str:
+        return (f"NB201Space({self.dataset!r}, equivalence={self.equivalence!r}, "
+                f"uniform_edges={self.uniform_edges})")
+
+    def encode(self, program: Program) -> tuple[int, ...]:
+        """The code of a network program of this space's dataset."""
+        code, dataset, level = _decode_program(program)
+        if level != "network" or dataset != self.dataset:
+            got = "a cell program" if level == "cell" else f"a {dataset} network"
+            raise ProgramError(f"{self.name} holds {self.dataset} networks, got {got}")
+        return code
+
+    def decode(self, code: tuple[int, ...] | list[int] | str) -> Program:
+        """The network program of a code (or arch string)."""
+        return to_program(code, self.dataset)
+
+    def sample(self, rng: random.Random) -> Program:
+        """A uniformly random architecture."""
+        return self.decode(tuple(rng.randrange(len(OPS)) for _ in EDGES))
+
+    def mutate(self, program: Program, rng: random.Random) -> tuple[Program, str]:
+        """The program with one edge changed to a different op, and a description."""
+        code = list(self.encode(program))
+        if self.uniform_edges:
+            pos = rng.randrange(len(EDGES))
+        else:
+            node = rng.randrange(1, 4)
+            pos = node * (node - 1) // 2 + rng.randrange(node)
+        old = code[pos]
+        code[pos] = rng.choice([op for op in range(len(OPS)) if op != old])
+        dst, src = EDGES[pos]
+        return self.decode(code), f"edge {dst}<-{src}: {OPS[old]} -> {OPS[code[pos]]}"
+
+    def fingerprint(self, program: Program) -> str:
+        """Equal for programs whose cells compute the same function."""
+        code = self.encode(program)
+        if self.equivalence == "function":
+            return "nb201-fn:" + function_key(code)
+        return "nb201:" + arch_string(canonical(code))
+
+    def layers(self, program: Program) -> list[Layer]:
+        """The layers of the network (:func:`network_layers`)."""
+        return network_layers(self.encode(program), self.dataset)
+
+    def index(self, program: Program) -> int:
+        """The NB201 benchmark index of a program."""
+        return to_index(self.encode(program))
