@@ -162,13 +162,17 @@ class LayerNAS(SearchAlgorithm):
         return math.isfinite(c) and (self.target is None or c <= self.target)
 
     def _extreme(self, sign: int) -> Code:
-        """Per-layer cheapest (sign 1) or costliest (-1) code, by coordinate descent."""
+        """Per-layer cheapest (sign 1) or costliest (-1) code with a finite cost, by
+        coordinate descent from the all-zero code."""
+        def key(code: list[int], option: int) -> tuple[float, int]:
+            c = self.cost(code[:i] + [option] + code[i + 1:])
+            return (sign * c if math.isfinite(c) else math.inf, option)
+
         code = [0] * len(self.sizes)
         for _ in range(3):
             changed = False
             for i in self.order:
-                best = min(range(self.sizes[i]), key=lambda o: (
-                    sign * self.cost(code[:i] + [o] + code[i + 1:]), o))
+                best = min(range(self.sizes[i]), key=lambda o: key(code, o))
                 if best != code[i]:
                     code[i], changed = best, True
             if not changed:
@@ -176,27 +180,35 @@ class LayerNAS(SearchAlgorithm):
         return tuple(code)
 
     def _setup(self) -> None:
-        low = self.cost(self._extreme(1))
-        if not math.isfinite(low):
-            raise ConfigError(f"no architecture of {getattr(self.space, 'name', 'the space')} "
-                              "has a finite cost")
+        """The first base and the bucket span (kept for the whole run)."""
+        name = getattr(self.space, "name", "the space")
+        cheapest = self._extreme(1)
+        if isinstance(self._base_spec, tuple):
+            base = self._base_spec
+        elif self._base_spec == "random":
+            base = self._random_point("base")
+        else:
+            base = cheapest if self._base_spec == "cheapest" else self._extreme(-1)
+        finite = [c for c in (self.cost(cheapest), self.cost(base)) if math.isfinite(c)]
+        if not finite:
+            raise ConfigError(f"no architecture of {name} that LayerNAS could find has a "
+                              f"finite cost (tried {cheapest!r} and {base!r})")
+        low = min(finite)
         if self.target is not None and low > self.target:
             raise ConfigError(f"target = {self.target:g} is below the cheapest architecture "
-                              f"of the space (cost {low:g})")
-        high = self.target if self.target is not None else self.cost(self._extreme(-1))
-        self._range = (low, max(high, low))
-        if self.base is None:
-            if isinstance(self._base_spec, tuple):
-                base = self._base_spec
-            elif self._base_spec == "random":
-                base = self._random_point("base")
-            else:
-                base = self._extreme(1 if self._base_spec == "cheapest" else -1)
-            if not self.feasible(base):
-                raise ConfigError(f"the base architecture {base!r} has cost "
-                                  f"{self.cost(base):g}, over the target {self.target:g}")
-            self.base = base
-            self.parents = [base]
+                              f"of {name} (cost {low:g})")
+        if not self.feasible(base):
+            over = "" if self.target is None else f", over the target {self.target:g}"
+            raise ConfigError(f"the base architecture {base!r} has cost "
+                              f"{self.cost(base):g}{over}")
+        if self.target is not None:
+            high = self.target
+        else:
+            high = max(c for c in (self.cost(self._extreme(-1)), self.cost(base), low)
+                       if math.isfinite(c))
+        self._range = (low, high)
+        self.base = base
+        self.parents = [base]
 
     def bucket(self, cost: float) -> int:
         """The bucket of a cost: ``H`` equal-width buckets over the cost span."""
@@ -271,7 +283,7 @@ class LayerNAS(SearchAlgorithm):
 
     def propose(self) -> Candidate | None:
         """The next child of the current layer; ``None`` while its children are scored."""
-        if self._range is None:
+        if self.base is None:
             self._setup()
         while not self.exhausted:
             if self.layer_codes is None:
@@ -324,6 +336,7 @@ class LayerNAS(SearchAlgorithm):
         state.update({
             "pass": self.pass_no, "step": self.step,
             "base": None if self.base is None else list(self.base),
+            "range": None if self._range is None else list(self._range),
             "parents": [list(c) for c in self.parents],
             "layer_codes": None if self.layer_codes is None else
             [list(c) for c in self.layer_codes],
@@ -343,6 +356,8 @@ class LayerNAS(SearchAlgorithm):
                 return self._check_code(c, "saved code")
             self.pass_no, self.step = int(state["pass"]), int(state["step"])
             self.base = None if state["base"] is None else code(state["base"])
+            span = state["range"]
+            self._range = None if span is None else (float(span[0]), float(span[1]))
             self.parents = [code(c) for c in state["parents"]]
             saved = state["layer_codes"]
             self.layer_codes = None if saved is None else [code(c) for c in saved]

@@ -213,3 +213,22 @@ def test_bad_settings_are_clear_errors():
         LayerNAS(space, cost=space.cost).restore({"seed": 0, "proposed": 0}, {})
     with pytest.raises(ConfigError, match="budget"):
         run_offline(LayerNAS(space, cost=space.cost), space.score, -1)
+
+
+def test_infinite_cost_restricts_the_search_to_a_subset():
+    space = AdditiveSpace(layers=4, options=4, seed=6)
+    rng = random.Random(0)
+    allowed = {c for c in itertools.product(range(4), repeat=4) if rng.random() < 0.3}
+    allowed.discard((0, 0, 0, 0))  # the cheapest code is outside: the span must cope
+
+    def cost(code) -> float:
+        return space.cost(code) if tuple(code) in allowed else math.inf
+
+    algo = LayerNAS(space, cost=cost, target=6.0, buckets=4, base="random", seed=3)
+    trials = run_offline(algo, space.score, 60)
+    feasible = {c for c in allowed if space.cost(c) <= 6.0}
+    assert {c.program for c, _ in trials} == feasible  # all of them, each once, then stop
+    assert len(trials) == len(feasible) < 60 and algo.exhausted
+    assert all(c.program in allowed and space.cost(c.program) <= 6.0 for c, _ in trials)
+    with pytest.raises(ConfigError, match="finite cost"):
+        LayerNAS(space, cost=lambda c: math.inf).propose()
