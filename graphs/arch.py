@@ -323,7 +323,22 @@ ARCH: ArchOpSet = register_opset(ArchOpSet())  # type: ignore[assignment]
 def layer_op(kind: str, **attrs: Any) -> Op:
     """The arch op of ``kind`` with ``attrs`` (defaults filled in), e.g.
     ``layer_op("conv", k=3, c=32, s=2, act="relu", bn=True)``."""
-    return ARCH._intern(kind, _check_attrs(kind, attrs, f"{kind} op"))
+    return _lookup(kind, attrs, f"{kind} op")
+
+
+_BY_ATTRS: dict[tuple, Op] = {}
+
+
+def _lookup(kind: str, attrs: dict[str, Any], where: str) -> Op:
+    """:func:`layer_op` with a memo of the exact keyword arguments (types included)."""
+    key = (kind, *sorted((k, type(v).__name__, v) for k, v in attrs.items()))
+    op = _BY_ATTRS.get(key)
+    if op is None:
+        op = ARCH._intern(kind, _check_attrs(kind, attrs, where))
+        if len(_BY_ATTRS) > 100_000:
+            _BY_ATTRS.clear()
+        _BY_ATTRS[key] = op
+    return op
 
 
 def op_spec(op: Op | str) -> OpSpec:
@@ -400,7 +415,7 @@ def _lower(program: Program) -> tuple[tuple[Layer, ...], dict[int, Shape]]:
     zeros: dict[int, bool] = {}
     layers: list[Layer] = []
     for idx, op, args in program.plan:
-        spec = ARCH.spec(op)
+        spec = ARCH._specs[op.name]
         try:
             shape, zero, layer = _infer(spec, [shapes[a] for a in args],
                                         [zeros[a] for a in args], program.ids[idx])
@@ -460,7 +475,7 @@ def fingerprint(program: Program) -> str:
     for i in range(program.n_inputs):
         hashes[i], zero[i] = hashlib.blake2b(f"input{i}".encode(), digest_size=16).digest(), False
     for idx, op, args in program.plan:
-        kind = ARCH.spec(op).kind
+        kind = ARCH._specs[op.name].kind
         if kind == "identity":
             hashes[idx], zero[idx] = hashes[args[0]], zero[args[0]]
             continue
@@ -531,14 +546,14 @@ class ArchBuilder:
             raise ProgramError("the node id is already used", where)
         if kind == "add" and "n" not in attrs:
             attrs["n"] = len(args)
-        op = ARCH._intern(kind, _check_attrs(kind, attrs, where))
+        op = _lookup(kind, attrs, where)
         if len(args) != op.arity:
             raise ProgramError(f"{op.name} takes {op.arity} argument(s), got {len(args)}", where)
         for a in args:
             if not (isinstance(a, int) and 0 <= a < len(self._nodes)):
                 raise ProgramError(f"argument {a!r} is not a node index of this builder", where)
         try:
-            shape, zero, _ = _infer(ARCH.spec(op), [self._shapes[a] for a in args],
+            shape, zero, _ = _infer(ARCH._specs[op.name], [self._shapes[a] for a in args],
                                     [self._zeros[a] for a in args], name)
         except ValueError as err:
             raise ProgramError(f"{op.name}: {err}", where) from None

@@ -342,6 +342,7 @@ class MobileNetSpace:
                                    "group counts 2 and 4", "stages")
         self.resolution, self.classes = resolution, classes
         self._decoded: dict[tuple[int, ...], Program] = {}
+        self._cache_key = ("mobilenet-code", self.stages, resolution, classes)
         names: list[str] = []
         choices: list[tuple[str, ...]] = []
         for i, st in enumerate(self.stages):
@@ -355,6 +356,7 @@ class MobileNetSpace:
                             tuple("off" if r == 0 else f"{r:g}" for r in SE_RATIOS), ACTS]
         self.decision_names: tuple[str, ...] = tuple(names)
         self.choices: tuple[tuple[str, ...], ...] = tuple(choices)
+        self._sizes = tuple(map(len, self.choices))
         # Where each stage's decisions start in a code.
         self._offsets = []
         pos = 0
@@ -368,6 +370,9 @@ class MobileNetSpace:
     # -- codes ---------------------------------------------------------------------------
     def _check_code(self, code: Sequence[int]) -> tuple[int, ...]:
         code = tuple(code)
+        if len(code) == len(self.choices) and all(
+                type(c) is int and 0 <= c < n for c, n in zip(code, self._sizes)):
+            return code
         if len(code) != len(self.choices):
             raise ProgramError(f"a {self.name} code has {len(self.choices)} decisions, "
                                f"got {len(code)}")
@@ -414,6 +419,7 @@ class MobileNetSpace:
         if program is None:
             net, names = self.network(key)
             program = lower(net, names)
+            program._cache[self._cache_key] = key  # encode() knows its own programs
             if len(self._decoded) >= DECODE_CACHE:
                 self._decoded.pop(next(iter(self._decoded)))
             self._decoded[key] = program
@@ -425,6 +431,9 @@ class MobileNetSpace:
         Raises:
             ProgramError: if the program is not exactly a network of this space.
         """
+        known = program._cache.get(self._cache_key)
+        if known is not None:
+            return known
         ids = set(program.ids)
         code: list[int] = []
         try:
