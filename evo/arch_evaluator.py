@@ -153,6 +153,8 @@ class ArchEvaluator:
                               "'module:function'")
         self.tabular = isinstance(accuracy, str) and accuracy == "nb201"
         self._takes_budget: bool | None = None
+        # NB201 code -> costs: at most 15,625 entries per evaluator and process.
+        self._nb201_costs: dict[tuple[int, ...], tuple[int, int, float | None, bool | None]] = {}
 
     @classmethod
     def from_config(cls, table: Mapping[str, Any]) -> ArchEvaluator:
@@ -182,6 +184,7 @@ class ArchEvaluator:
         state = dict(self.__dict__)
         if self.accuracy_ref is not None:
             state["_accuracy_fn"] = None
+        state["_nb201_costs"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -201,18 +204,14 @@ class ArchEvaluator:
         start = time.perf_counter()
         result: dict[str, Any] = {"status": "ok", "fitness": 0.0, "scores": {}, "reason": ""}
         try:
-            code, layers, deployed = self._lower(program, result)
+            code, costs = self._costs(program, result)
         except ProgramError as err:
             return self._fail(result, "error", f"not a valid architecture: {err}", start)
-        macs, params = count_macs(layers), count_params(layers)
+        macs, params, latency, fits = costs
         result["macs"], result["params"] = macs, params
         objectives: dict[str, float] = {"macs": float(macs)}
-        fits = None
-        if self.hardware is not None:
-            from evo.latency import latency_ms
-
-            objectives["latency_ms"] = latency_ms(deployed, self.hardware)
-            fits = self._fits_on_chip(deployed)
+        if latency is not None:
+            objectives["latency_ms"] = latency
             result["fits_on_chip"] = fits
         try:
             accuracy, test = self._accuracy(program, code, budget_scale)
@@ -249,9 +248,10 @@ class ArchEvaluator:
         result["seconds"] = time.perf_counter() - start
         return result
 
-    def _lower(self, program: Program, result: dict[str, Any]
-               ) -> tuple[tuple[int, ...] | None, list[Layer], list[Layer]]:
-        """NB201 code (or None), the layers to count, and the layers as deployed."""
+    def _costs(self, program: Program, result: dict[str, Any]
+               ) -> tuple[tuple[int, ...] | None, tuple[int, int, float | None, bool | None]]:
+        """The NB201 code (None for other programs) and (MACs, parameters, latency in ms,
+        whether the weights fit on chip); the last two are None without a hardware."""
         try:
             code = nb201.from_program(program)
         except ProgramError as err:
@@ -263,18 +263,32 @@ class ArchEvaluator:
             from graphs.arch import to_layers
 
             layers = to_layers(program)
-            return None, layers, layers
+            return None, self._count(layers, layers)
         dataset, _level = nb201.program_dataset(program)
         if dataset is not None and dataset != self.dataset:
             raise ProgramError(f"the program is an NB201 network for {dataset}, but the "
                                f"evaluator's dataset is {self.dataset}")
         result["arch"] = nb201.arch_string(code)
         result["nb201_index"] = nb201.to_index(code)
-        from evo.latency import nb201_layers
+        costs = self._nb201_costs.get(code)
+        if costs is None:
+            from evo.latency import nb201_layers
 
-        # MACs and parameters of the full network (the published counts); latency of the
-        # network as a compiler deploys it (ops that cannot reach the output removed).
-        return code, nb201.network_layers(code, self.dataset), nb201_layers(code, self.dataset)
+            # MACs and parameters of the full network (the published counts); latency of
+            # the network as a compiler deploys it (ops that cannot reach the output removed).
+            costs = self._count(nb201.network_layers(code, self.dataset),
+                                nb201_layers(code, self.dataset))
+            self._nb201_costs[code] = costs
+        return code, costs
+
+    def _count(self, layers: list[Layer], deployed: list[Layer]
+               ) -> tuple[int, int, float | None, bool | None]:
+        if self.hardware is None:
+            return count_macs(layers), count_params(layers), None, None
+        from evo.latency import latency_ms
+
+        return (count_macs(layers), count_params(layers), latency_ms(deployed, self.hardware),
+                self._fits_on_chip(deployed))
 
     def _accuracy(self, program: Program, code: tuple[int, ...] | None,
                   budget_scale: float) -> tuple[Any, float | None]:

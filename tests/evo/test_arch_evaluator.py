@@ -190,3 +190,30 @@ def test_from_config() -> None:
     with pytest.raises(ConfigError, match="did you mean 'target'"):
         ArchEvaluator.from_config({"targett": 1.0})
     assert math.isclose(load_function("math:sqrt")(4.0), 2.0)
+
+
+def test_pareto_search_on_simulated_latency_beats_random_sampling() -> None:
+    """Multi-objective mode end to end: NB201Space, this evaluator, ParetoEvolution."""
+    import random
+
+    from evo.pareto import ParetoEvolution, hypervolume
+
+    space = nb201.NB201Space("cifar10")
+    ev = ArchEvaluator("nb201", "cifar10", hardware="edgetpu")
+    ref = (0.8, 1.5)  # 80% validation accuracy, 1.5 ms on the edgetpu preset
+    for seed in (0, 1):
+        algo = ParetoEvolution(space, population_size=30, seed=seed)
+        evolved, sampled = [], []
+        rng = random.Random(100 + seed)
+        for tid in range(300):
+            cand = algo.propose()
+            r = ev(cand.program)
+            algo.observe(tid, cand, r["fitness"], r)
+            evolved.append((r["objectives"]["accuracy"], r["objectives"]["latency_ms"]))
+            r = ev(space.sample(rng))
+            sampled.append((r["objectives"]["accuracy"], r["objectives"]["latency_ms"]))
+        assert hypervolume(*zip(*evolved), ref) > 1.05 * hypervolume(*zip(*sampled), ref)
+        # the population's front: faster members are less accurate (duplicates aside)
+        front = sorted({(cost, acc) for _, acc, cost in algo.front()})
+        assert len(front) > 3
+        assert all(a[0] < b[0] and a[1] < b[1] for a, b in zip(front, front[1:]))
