@@ -18,6 +18,8 @@ asynchronous, and a free worker gets the next child at once.
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from abc import ABC, abstractmethod
 from collections import deque
@@ -72,6 +74,9 @@ class SearchAlgorithm(ABC):
     """The interface the search loop uses."""
 
     name = "algorithm"
+    # Whether observe() reads the result dict; if not, the search loop does not load
+    # the cached result of a duplicate from the store.
+    uses_results = False
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -95,6 +100,11 @@ class SearchAlgorithm(ABC):
     def state(self) -> dict:
         """Everything needed to continue exactly, as JSON-serializable values."""
         return {"seed": self.seed, "proposed": self.proposed}
+
+    def state_json(self) -> str:
+        """:meth:`state` encoded as JSON (the run store saves it after every trial;
+        algorithms with large states override this to encode incrementally)."""
+        return json.dumps(self.state())
 
     def restore(self, state: Mapping, programs: Mapping[int, Program]) -> None:
         """Continue from ``state``; ``programs`` maps trial ids to their programs."""
@@ -177,6 +187,7 @@ class RegularizedEvolution(SearchAlgorithm):
         else:  # a brand-new program (probability 1 - p) is a fresh draw from the same space
             self._mutate = Mutator(p=mutation_p, fresh=self._sample).mutate
         self.population: deque[tuple[int, float, int, Program]] = deque()
+        self._encoded: deque[str] = deque()  # each member as JSON, for state_json()
 
     def __repr__(self) -> str:
         return (f"RegularizedEvolution(P={self.population_size}, T={self.tournament_size}, "
@@ -197,13 +208,19 @@ class RegularizedEvolution(SearchAlgorithm):
                 result: Mapping[str, Any] | None = None) -> None:
         self.population.append((trial_id, float(fitness), candidate.generation,
                                 candidate.program))
+        self._encoded.append(_member_json(trial_id, float(fitness), candidate.generation))
         if len(self.population) > self.population_size:
             self.population.popleft()
+            self._encoded.popleft()
 
     def state(self) -> dict:
         state = super().state()
         state["population"] = [[tid, fit, gen] for tid, fit, gen, _ in self.population]
         return state
+
+    def state_json(self) -> str:
+        return (f'{{"seed": {json.dumps(self.seed)}, "proposed": {self.proposed}, '
+                f'"population": [{", ".join(self._encoded)}]}}')
 
     def restore(self, state: Mapping, programs: Mapping[int, Program]) -> None:
         super().restore(state, programs)
@@ -211,3 +228,9 @@ class RegularizedEvolution(SearchAlgorithm):
             (int(tid), float(fit), int(gen), programs[int(tid)])
             for tid, fit, gen in state["population"]
         )
+        self._encoded = deque(_member_json(*m[:3]) for m in self.population)
+
+
+def _member_json(trial_id: int, fitness: float, generation: int) -> str:
+    fit = repr(fitness) if math.isfinite(fitness) else json.dumps(fitness)
+    return f"[{int(trial_id)}, {fit}, {int(generation)}]"

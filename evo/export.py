@@ -25,6 +25,8 @@ from typing import Any
 from evo.config import dump_toml
 from evo.errors import EvoError
 from evo.store import RunStore
+from graphs.fileformat import loads
+from graphs.render import formula
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
     ("rank", "int", "1 for the fittest program; rows are sorted by rank"),
@@ -88,7 +90,7 @@ def unique_programs(store: RunStore, top: int | None = None) -> list[dict[str, A
             "fitness": float(t["fitness"]),
             "scores": {k: float(scores[k]) for k in sorted(scores)},
             "status": result.get("status", "ok"),
-            "formula": t["formula"],
+            "formula": t["formula"] or formula(loads(t["program"], check=False)),
             "program": json.loads(t["program"]),
             "parent_fingerprint": parent_fp,
             "generation": int(t["generation"]),

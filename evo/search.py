@@ -5,6 +5,11 @@ It knows algorithms, evaluators and workers only through their interfaces
 :class:`~evo.workers.Backend`), and records everything in a
 :class:`~evo.store.RunStore`, from which a killed run resumes where it stopped.
 
+Every finished evaluation is committed at once, in one transaction with the
+proposals made since the previous commit: a proposal lost to a crash before that
+is simply proposed again on resume (proposals are deterministic given the saved
+algorithm state and the proposal count), so no finished work is ever lost.
+
 Each proposal is fingerprinted first. A fingerprint already evaluated reuses the
 cached fitness without training (the child still enters the population, as in the
 paper); one currently being evaluated waits for that evaluation.
@@ -12,6 +17,7 @@ paper); one currently being evaluated waits for that evaluation.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -19,11 +25,10 @@ from dataclasses import dataclass
 
 from evo.algorithms import Candidate, SearchAlgorithm
 from evo.hurdles import ProgressiveHurdles
-from evo.store import CACHEABLE, RunStore
+from evo.store import CACHEABLE, Encoded, RunStore
 from evo.workers import Backend, Outcome, Task
 from graphs.equivalence import FEC
 from graphs.fileformat import dumps, loads
-from graphs.render import formula
 
 
 @dataclass
@@ -78,14 +83,16 @@ class Search:
         self.fingerprints: dict[int, str] = {}
         self.levels: dict[int, int] = {}
         self.pending: dict[str, int] = {}  # fingerprint -> in-flight trial
+        self.waiters: dict[int, list[int]] = {}  # in-flight trial -> duplicates waiting for it
         self.progress = Progress(target=trials)
 
     # -- state -----------------------------------------------------------------------------
-    def _state(self) -> dict:
-        state = {"algorithm": self.algorithm.state()}
+    def _state(self) -> Encoded:
+        """The state to save with every trial, as JSON."""
+        text = '{"algorithm": ' + self.algorithm.state_json()
         if self.hurdles is not None:
-            state["hurdles"] = self.hurdles.state()
-        return state
+            text += ', "hurdles": ' + json.dumps(self.hurdles.state())
+        return Encoded(text + "}")
 
     def _resume(self) -> None:
         saved = self.store.get("algorithm")
@@ -99,6 +106,10 @@ class Search:
             cand = Candidate(loads(row["program"], check=False), row["parent"],
                              row["mutation"] or "", row["generation"])
             self._dispatch(row["id"], cand, row["fingerprint"], row["level"])
+        for row in self.store.db.execute(
+                "SELECT id, duplicate_of FROM trials WHERE status='duplicate' AND "
+                "fitness IS NULL ORDER BY id"):
+            self.waiters.setdefault(row["duplicate_of"], []).append(row["id"])
         self._load_progress()
 
     def _load_progress(self) -> None:
@@ -110,6 +121,14 @@ class Search:
     def run(self) -> Progress:
         """Run (or resume) until ``trials`` candidates have finished."""
         self.progress.started = time.time()
+        self.store.defer_commits = True
+        try:
+            return self._run()
+        finally:
+            self.store.commit()
+            self.store.defer_commits = False
+
+    def _run(self) -> Progress:
         self._resume()
         proposed = self.store.proposals()
         while self.progress.trials < self.target:
@@ -127,6 +146,8 @@ class Search:
                 if proposed >= self.target and self.progress.trials < self.target:
                     raise RuntimeError("nothing in flight but the run is unfinished")
                 continue
+            if self.store.uncommitted_for > 0.5:  # let readers see proposals in flight
+                self.store.commit()
             for outcome in self.backend.poll(timeout=1.0):
                 self._finish(outcome)
         return self.progress
@@ -137,11 +158,11 @@ class Search:
         if cand is None:
             return False
         fp = self.fec(cand.program)
-        text = formula(cand.program)
+        text = ""  # rendered when read (status, export): most candidates are never shown
         cached = self.store.fec_lookup(fp)
         if cached is not None:
             fitness, original = cached
-            result = self.store.result(original)
+            result = self.store.result(original) if self.algorithm.uses_results else None
 
             def observed(tid: int) -> dict:
                 self.algorithm.observe(tid, cand, fitness, result)
@@ -159,6 +180,7 @@ class Search:
             duplicate_of=waiting_for, worker=None if waiting_for else self.backend.name)
         if waiting_for is not None:
             self.candidates[tid] = cand
+            self.waiters.setdefault(waiting_for, []).append(tid)
             return True
         self._dispatch(tid, cand, fp, 0, started=True)
         return True
@@ -187,35 +209,40 @@ class Search:
             if self.hurdles.after(level, fitness, population):
                 self.levels[tid] = level + 1
                 self.store.promote(tid, level + 1, self._state())
+                self.store.commit()
                 self.backend.submit(Task(tid, dumps(cand.program, compact=True),
                                          self.hurdles.budget_scale(level + 1)))
                 return
         self.algorithm.observe(tid, cand, fitness, result)
-        rows = self.store.db.execute(
-            "SELECT id, program, parent, mutation, generation FROM trials WHERE "
-            "status='duplicate' AND duplicate_of=? AND fitness IS NULL ORDER BY id",
-            (tid,)).fetchall() if result.get("status") in CACHEABLE else []
-        waiting = [r["id"] for r in rows]
-        for r in rows:
-            dup = self.candidates.pop(r["id"], None) or Candidate(
-                loads(r["program"], check=False), r["parent"], r["mutation"] or "",
-                r["generation"])
-            self.algorithm.observe(r["id"], dup, fitness, result)
-        self.store.finish(tid, result, self._state(), outcome.worker)
+        waiting = self.waiters.pop(tid, []) if result.get("status") in CACHEABLE else []
+        for wid in waiting:
+            self.algorithm.observe(wid, self._candidate(wid, pop=True), fitness, result)
+        self.store.finish(tid, result, self._state(), outcome.worker, waiting=waiting)
         fp = self.fingerprints.pop(tid, "")
         self.pending.pop(fp, None)
         self.candidates.pop(tid, None)
         self.levels.pop(tid, None)
         if result.get("status") not in CACHEABLE:
+            others = self.waiters.pop(tid, [])
             first = self.store.reissue_waiting(tid)
             if first is not None:  # the waiting duplicates get an evaluation of their own
-                row = self.store.trial(first)
-                self._dispatch(first, self.candidates.pop(first, None) or Candidate(
-                    loads(row["program"], check=False), row["parent"], row["mutation"] or "",
-                    row["generation"]), fp, 0)
+                if others[1:]:
+                    self.waiters[first] = others[1:]
+                self._dispatch(first, self._candidate(first, pop=True), fp, 0)
+        # A finished evaluation is durable at once (with the proposals before it).
+        self.store.commit()
         self._count(tid, fitness, duplicate=False, result=result)
         for wid in waiting:
             self._count(wid, fitness, duplicate=True)
+
+    def _candidate(self, tid: int, pop: bool = False) -> Candidate:
+        """The candidate of trial ``tid``, from memory or (after a resume) the store."""
+        cand = self.candidates.pop(tid, None) if pop else self.candidates.get(tid)
+        if cand is None:
+            row = self.store.trial(tid)
+            cand = Candidate(loads(row["program"], check=False), row["parent"],
+                             row["mutation"] or "", row["generation"])
+        return cand
 
     def _population_levels(self) -> list[tuple[float, int]]:
         pop = getattr(self.algorithm, "population", [])

@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS trials (
     status TEXT NOT NULL CHECK (status IN ('proposed','running','done','failed','duplicate')),
     program TEXT NOT NULL,
     fingerprint TEXT NOT NULL,
-    formula TEXT NOT NULL,
+    formula TEXT NOT NULL,  -- '' until rendered: readers render it from the program
     parent INTEGER,
     mutation TEXT,
     generation INTEGER NOT NULL DEFAULT 0,
@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS fec (
 """
 
 
+class Encoded(str):
+    """A value already encoded as JSON text (saved as is)."""
+
+
 class StoreError(EvoError):
     """The store file is missing, not a run store, or from an incompatible version."""
 
@@ -84,6 +88,11 @@ class RunStore:
         except sqlite3.OperationalError as err:
             raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
         self.db.row_factory = sqlite3.Row
+        # With deferred commits, writes join one open transaction until commit(): the
+        # search loop commits every finished evaluation at once and lets proposals
+        # (which it can re-derive after a crash) ride along with the next commit.
+        self.defer_commits = False
+        self._open_since: float | None = None
         if not readonly:
             try:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -124,22 +133,38 @@ class RunStore:
         return store
 
     def close(self) -> None:
+        self.commit()
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
+        if self._open_since is None:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._open_since = time.monotonic()
         try:
             yield self.db
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._open_since = None
             raise
-        self.db.execute("COMMIT")
+        if not self.defer_commits:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit the open (deferred) transaction, if any."""
+        if self._open_since is not None:
+            self.db.execute("COMMIT")
+            self._open_since = None
+
+    @property
+    def uncommitted_for(self) -> float:
+        """Seconds since the open deferred transaction began (0 if none is open)."""
+        return 0.0 if self._open_since is None else time.monotonic() - self._open_since
 
     # -- meta ------------------------------------------------------------------------------
     def _set(self, key: str, value: Any) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                        (key, json.dumps(value)))
+        text = value if isinstance(value, Encoded) else json.dumps(value)
+        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, text))
 
     def get(self, key: str, default: Any = None) -> Any:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -189,11 +214,12 @@ class RunStore:
                 "attempts = attempts + 1 WHERE id=? AND status IN ('proposed','running')",
                 (worker, time.time(), trial_id))
 
-    def finish(self, trial_id: int, result: Mapping[str, Any], algorithm_state: Mapping,
-               worker: str | None = None) -> list[int]:
+    def finish(self, trial_id: int, result: Mapping[str, Any], algorithm_state: Mapping | str,
+               worker: str | None = None, waiting: list[int] | None = None) -> list[int]:
         """Record a finished evaluation, cache its fitness by fingerprint, resolve the
         duplicates that waited for it, and save the algorithm state, atomically.
-        Returns the ids of the resolved duplicates."""
+        Returns the ids of the resolved duplicates. ``waiting`` (those ids, if the
+        caller tracks them) saves looking them up."""
         ok = result.get("status") in ("ok", "hurdle")
         fitness = float(result.get("fitness", 0.0)) if ok else 0.0
         now = time.time()
@@ -216,9 +242,12 @@ class RunStore:
                     "INSERT OR IGNORE INTO fec(fingerprint, fitness, trial) VALUES (?,?,?)",
                     (row["fingerprint"], fitness, trial_id))
             cacheable = result.get("status") in CACHEABLE
-            waiting = [r["id"] for r in self.db.execute(
-                "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? "
-                "AND fitness IS NULL ORDER BY id", (trial_id,))] if cacheable else []
+            if not cacheable:
+                waiting = []
+            elif waiting is None:
+                waiting = [r["id"] for r in self.db.execute(
+                    "SELECT id FROM trials WHERE status='duplicate' AND duplicate_of=? "
+                    "AND fitness IS NULL ORDER BY id", (trial_id,))]
             if waiting:
                 self.db.executemany(
                     "UPDATE trials SET fitness=?, finished_at=? WHERE id=?",

@@ -354,6 +354,8 @@ class Program:
         child.nodes, child.types = tuple(nodes), tuple(types)
         child.output = self.output if output is None else output
         child._key, child._cache = None, {}
+        if child.types is self.types and "type_groups" in self._cache:
+            child._cache["type_groups"] = self._cache["type_groups"]  # depends on types only
         return child
 
     def replace_node(self, index: int, node: Node) -> Program:

@@ -373,6 +373,8 @@ class InBatches(SearchAlgorithm):
     """Proposes batches of 3 and waits until each batch is observed; stops after
     ``batches`` batches. Records the result dict of every observation."""
 
+    uses_results = True
+
     def __init__(self, batches: int) -> None:
         super().__init__(0)
         self.batches = batches
