@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import itertools
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from graphs import nb201
+from graphs import fileformat, library, nb201
+from graphs.arch import ArchBuilder, ArchSpace, layer_op, op_spec, summary, to_layers
 from graphs.errors import ProgramError
+from graphs.layers import count_macs, count_params
 from graphs.nb201 import (
     EDGES,
     N_ARCHS,
     OPS,
+    NB201Space,
     arch_string,
     canonical,
     code_from_number,
     code_number,
     from_index,
+    from_program,
     function_key,
     live_edges,
+    network_layers,
     parse,
+    program_dataset,
     to_index,
+    to_program,
 )
+from graphs.program import Node, Program
 
 CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "nb201" / "nb201_accuracy.csv"
 ALL_CODES = list(itertools.product(range(len(OPS)), repeat=len(EDGES)))
@@ -217,3 +226,196 @@ def test_canonical_matches_brute_force_isomorphism():
         ga, gb = live_graph(a), live_graph(b)
         same = ga == gb or relabel(ga) == gb
         assert (canonical(a) == canonical(b)) == same, (a, b)
+
+
+# -- programs ------------------------------------------------------------------------------
+def fresh(program):
+    """An equal program built anew (no cached decoding), with other node ids."""
+    ids = [f"v{i}" for i in range(len(program.nodes))]
+    return Program(program.opset, program.nodes, program.inputs, program.output, ids)
+
+
+def _unnamed(layers):
+    return Counter(dataclasses.replace(layer, name="") for layer in layers)
+
+
+def test_cell_program_round_trip_for_every_code():
+    programs = set()
+    for code in ALL_CODES:
+        program = to_program(code, level="cell")
+        assert from_program(fresh(program)) == code
+        programs.add(program)
+    assert len(programs) == N_ARCHS
+
+
+@pytest.mark.parametrize("dataset", sorted(nb201.DATASETS))
+def test_network_program_round_trip_and_file_format(dataset):
+    rng = random.Random(dataset)
+    for code in rng.sample(ALL_CODES, 150):
+        program = to_program(code, dataset)
+        assert from_program(fresh(program)) == code
+        assert program_dataset(fresh(program)) == (dataset, "network")
+    loaded = fileformat.loads(fileformat.dumps(program))
+    assert loaded == program and from_program(loaded) == code
+    cell = to_program(code, dataset, level="cell")
+    assert program_dataset(fileformat.loads(fileformat.dumps(cell))) == (None, "cell")
+    assert program_dataset(cell) == (None, "cell")
+
+
+def test_network_program_lowers_to_the_network_layers():
+    """Same MACs and parameters as network_layers for every code checked; same layers
+    except sums when a skip_connect leaves an identically-zero node."""
+    rng = random.Random(1)
+    codes = rng.sample(ALL_CODES, 300) + [parse(RESNET), (0,) * 6, (3,) * 6, (1,) * 6]
+    exact = 0
+    for code in codes:
+        got, want = to_layers(to_program(code)), network_layers(code)
+        assert count_macs(got) == count_macs(want) and count_params(got) == count_params(want)
+        fed = {0: True, 1: False, 2: False}
+        for (dst, src), op in zip(EDGES, code):
+            if op != 0 and fed.get(src, False):
+                fed[dst] = True
+        skip_from_zero = any(op == 1 and not fed[src] for (_, src), op in zip(EDGES, code))
+        if not skip_from_zero:
+            assert _unnamed(got) == _unnamed(want), arch_string(code)
+            exact += 1
+        else:
+            differ = (_unnamed(got) - _unnamed(want)) + (_unnamed(want) - _unnamed(got))
+            assert all(layer.kind == "add" for layer in differ)
+    assert exact > 200
+    conv3 = summary(to_program((3,) * 6))  # the published size of the all-3x3 cell network
+    assert round(conv3["macs"] / 1e6, 1) == 220.1 and round(conv3["params"] / 1e6, 2) == 1.53
+
+
+def test_cell_program_structure():
+    program = to_program(parse(RESNET), level="cell")
+    kinds = [op_spec(node.op).kind for node in program.nodes]
+    assert kinds == ["image", "conv", "conv", "avgpool", "add", "identity", "conv", "identity",
+                     "add"]
+    assert program.ids[program.output] == "node3"
+    assert [layer.kind for layer in to_layers(program)].count("conv") == 3
+    zero = to_program((0,) * 6, level="cell")
+    assert to_layers(zero) == []
+
+
+def _replace_node(program, i, op=None, args=None):
+    nodes = list(program.nodes)
+    node = nodes[i]
+    nodes[i] = Node(op or node.op, node.args if args is None else args)
+    return Program(program.opset, nodes, program.inputs, program.output,
+                   program.ids[program.n_inputs:])
+
+
+def test_from_program_rejects_other_programs():
+    cell = to_program(parse(RESNET), level="cell")
+    with pytest.raises(ProgramError, match="not an NB201 edge op"):
+        from_program(_replace_node(cell, 1, op=layer_op("conv", k=5, c=16, act="relu",
+                                                        bn=True)))
+    with pytest.raises(ProgramError, match="expected add"):
+        from_program(_replace_node(cell, 4, args=(1, 1)))
+    network = to_program(parse(RESNET))
+    with pytest.raises(ProgramError, match="no NB201 dataset"):
+        from_program(_replace_node(network, len(network.nodes) - 1, op=layer_op("fc", c=7)))
+    with pytest.raises(ProgramError, match="arch-op-set program"):
+        from_program(library.builtin("dqn"))
+    b = ArchBuilder(32)
+    b.conv(b.image, k=3, c=16)
+    with pytest.raises(ProgramError, match="too few"):
+        from_program(b.build())
+
+
+# -- the space -----------------------------------------------------------------------------
+def test_space_is_an_arch_space_with_labelled_choices():
+    space = NB201Space()
+    assert isinstance(space, ArchSpace)
+    assert space.choices == (OPS,) * 6
+    assert space.decisions[0] == "edge 1<-0" and space.decisions[-1] == "edge 3<-2"
+    with pytest.raises(ProgramError, match="did you mean 'cifar100'"):
+        NB201Space("cifar1000")
+    with pytest.raises(ProgramError, match="equivalence"):
+        NB201Space(equivalence="exact")
+
+
+def test_space_validity_over_1000_mutations():
+    space = NB201Space("cifar100")
+    rng = random.Random(7)
+    program = space.sample(rng)
+    positions = Counter()
+    for _ in range(1000):
+        child, what = space.mutate(program, rng)
+        parent_code, code = space.encode(program), space.encode(child)
+        changed = [i for i in range(6) if parent_code[i] != code[i]]
+        assert len(changed) == 1
+        dst, src = EDGES[changed[0]]
+        assert what == (f"edge {dst}<-{src}: {OPS[parent_code[changed[0]]]} -> "
+                        f"{OPS[code[changed[0]]]}")
+        assert space.decode(code) == child
+        assert to_index(code) == space.index(child)
+        assert space.layers(child) == network_layers(code, "cifar100")
+        if len(positions) % 10 == 0:
+            assert summary(child)["params"] == count_params(space.layers(child))
+        assert space.fingerprint(child) == space.fingerprint(fresh(child))
+        positions[changed[0]] += 1
+        program = child
+    # NATS-Bench picks a node, then one of its edges: edge 1<-0 a third of the time.
+    assert 280 < positions[0] < 390
+    assert all(60 < positions[p] < 160 for p in (3, 4, 5))
+
+
+def test_space_is_deterministic_given_the_rng():
+    space = NB201Space()
+
+    def run(seed):
+        rng = random.Random(seed)
+        program, trail = space.sample(rng), []
+        for _ in range(50):
+            program, what = space.mutate(program, rng)
+            trail.append((space.encode(program), what))
+        return trail
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_sampling_is_uniform_over_codes():
+    space = NB201Space()
+    rng = random.Random(0)
+    counts = Counter()
+    for _ in range(2000):
+        for pos, op in enumerate(space.encode(space.sample(rng))):
+            counts[pos, op] += 1
+    assert all(320 < counts[pos, op] < 480 for pos in range(6) for op in range(5))
+
+
+def test_uniform_edge_mutation():
+    space = NB201Space(uniform_edges=True)
+    rng = random.Random(2)
+    program, positions = space.sample(rng), Counter()
+    for _ in range(1200):
+        child, _ = space.mutate(program, rng)
+        positions[next(i for i, (a, b) in enumerate(zip(space.encode(program),
+                                                        space.encode(child))) if a != b)] += 1
+        program = child
+    assert all(140 < positions[p] < 260 for p in range(6))
+
+
+def test_space_fingerprints_follow_the_equivalence():
+    graph, function = NB201Space(), NB201Space(equivalence="function")
+    a = code_of(e10="nor_conv_3x3", e20="avg_pool_3x3", e31="nor_conv_3x3", e32="skip_connect")
+    b = code_of(e10="avg_pool_3x3", e20="nor_conv_3x3", e31="skip_connect", e32="nor_conv_3x3")
+    direct, via_skip = code_of(e30="nor_conv_3x3"), code_of(e10="skip_connect",
+                                                           e31="nor_conv_3x3")
+    fp = graph.fingerprint
+    assert fp(graph.decode(a)) == fp(graph.decode(b))
+    assert fp(graph.decode(direct)) != fp(graph.decode(via_skip))
+    assert fp(graph.decode(direct)) != fp(graph.decode(code_of(e30="nor_conv_1x1")))
+    ffp = function.fingerprint
+    assert ffp(function.decode(direct)) == ffp(function.decode(via_skip))
+
+
+def test_space_rejects_programs_of_other_datasets_and_levels():
+    space = NB201Space("cifar10")
+    with pytest.raises(ProgramError, match="got a imagenet16-120 network"):
+        space.encode(to_program(parse(RESNET), "imagenet16-120"))
+    with pytest.raises(ProgramError, match="got a cell program"):
+        space.fingerprint(to_program(parse(RESNET), level="cell"))
