@@ -341,7 +341,7 @@ def test_space_validity_over_1000_mutations():
     rng = random.Random(7)
     program = space.sample(rng)
     positions = Counter()
-    for _ in range(1000):
+    for step in range(1000):
         child, what = space.mutate(program, rng)
         parent_code, code = space.encode(program), space.encode(child)
         changed = [i for i in range(6) if parent_code[i] != code[i]]
@@ -352,7 +352,7 @@ def test_space_validity_over_1000_mutations():
         assert space.decode(code) == child
         assert to_index(code) == space.index(child)
         assert space.layers(child) == network_layers(code, "cifar100")
-        if len(positions) % 10 == 0:
+        if step % 10 == 0:
             assert summary(child)["params"] == count_params(space.layers(child))
         assert space.fingerprint(child) == space.fingerprint(fresh(child))
         positions[changed[0]] += 1
