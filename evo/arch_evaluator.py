@@ -295,8 +295,9 @@ class ArchEvaluator:
         if self.tabular:
             table = NB201Table.load()
             index = nb201.to_index(code)
-            return (table.val12(index, self.dataset) / 100.0,
-                    table.test200(index, self.dataset) / 100.0)
+            # percent with 4 decimals -> the same digits as a fraction (no 0.94363299999)
+            return (round(table.val12(index, self.dataset) / 100.0, 6),
+                    round(table.test200(index, self.dataset) / 100.0, 6))
         fn = self._function()
         if self._takes_budget is None:
             try:
