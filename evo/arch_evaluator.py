@@ -199,8 +199,14 @@ class ArchEvaluator:
     def __call__(self, program: Program, budget_scale: float = 1.0) -> dict[str, Any]:
         return self.evaluate(program, budget_scale)
 
-    def evaluate(self, program: Program, budget_scale: float = 1.0) -> dict[str, Any]:
-        """Score ``program``; never raises because of the candidate (see the module doc)."""
+    def evaluate(self, program: Program, budget_scale: float = 1.0, *,
+                 progress: bool | None = None) -> dict[str, Any]:
+        """Score ``program``; never raises because of the candidate (see the module doc).
+
+        ``progress`` is accepted for the RL evaluator's calling convention (the
+        runner's ``CandidateEvaluator`` passes it); an architecture evaluation has no
+        progress display.
+        """
         start = time.perf_counter()
         result: dict[str, Any] = {"status": "ok", "fitness": 0.0, "scores": {}, "reason": ""}
         try:
