@@ -232,3 +232,34 @@ def test_infinite_cost_restricts_the_search_to_a_subset():
     assert all(c.program in allowed and space.cost(c.program) <= 6.0 for c, _ in trials)
     with pytest.raises(ConfigError, match="finite cost"):
         LayerNAS(space, cost=lambda c: math.inf).propose()
+
+
+def test_nb201_edges_as_layers_under_a_mac_target():
+    from evo.layernas import macs_cost
+    from evo.nb201_table import NB201Table
+    from graphs import nb201
+
+    space = nb201.NB201Space("cifar10")
+    val = NB201Table.load().val12_all("cifar10")
+    macs = macs_cost(space)
+    target = 47.1e6  # about the median MAC count of the space
+
+    def score(program) -> float:
+        return float(val[space.index(program)])
+
+    one = LayerNAS(space, target=target, passes=1)
+    first = run_offline(one, score, 1000)
+    assert len(first) <= 8 * 5 * 6  # H * |S| * L
+    algo = LayerNAS(space, target=target, seed=1)
+    trials = run_offline(algo, score, 300)
+    assert [c.program for c, _ in trials[:len(first)]] == [c.program for c, _ in first]
+    codes = [space.encode(c.program) for c, _ in trials]
+    assert len(set(codes)) == len(codes) == 300
+    assert all(macs(c.program) <= target for c, _ in trials)
+    code, fitness, cost = algo.best()
+    assert cost <= target and fitness == max(f for _, f in trials)
+    # Rank of the find among all architectures under the target: random search with
+    # the same 300 evaluations expects rank ~ 7,984 / 301 = 26.
+    better = [i for i in range(nb201.N_ARCHS) if val[i] > fitness]
+    rank = sum(macs(space.decode(nb201.from_index(i))) <= target for i in better)
+    assert rank <= 5
