@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from envs import EnvError
+from evo.arch_cli import add_arch_parser
 from evo.errors import EvoError
 from graphs.equivalence import FEC, MODES, canonicalize
 from graphs.errors import ProgramError
@@ -446,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="output directory (default <store>-plots beside the store)")
     pl.set_defaults(func=_cmd_plot)
 
+    add_arch_parser(sub)
     en = sub.add_parser("envs", help="list the registered environments")
     en.set_defaults(func=_cmd_envs)
 

@@ -371,7 +371,13 @@ def _nb201_layers(code: tuple[int, ...], dataset: str) -> tuple[Layer, ...]:
     if not any(live):  # the output does not depend on the input: everything folds away
         nb201.network_layers(code, dataset)  # still check the dataset name
         return ()
-    return tuple(nb201.network_layers(live, dataset))
+    # Equal layers at the same place are one object across archs (a few hundred in all),
+    # which keeps the per-layer cost memo of latency_ms small and its lookups by identity.
+    return tuple(_INTERNED.setdefault((layer, layer.name), layer)
+                 for layer in nb201.network_layers(live, dataset))
+
+
+_INTERNED: dict[tuple[Layer, str], Layer] = {}
 
 
 def nb201_layers(arch: Sequence[int] | str, dataset: str = "cifar10") -> list[Layer]:
