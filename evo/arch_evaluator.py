@@ -250,7 +250,9 @@ class ArchEvaluator:
         result["objectives"] = objectives
         result["scores"] = {"accuracy": accuracy, "macs_m": macs / 1e6, "params_m": params / 1e6,
                             **({"latency_ms": objectives["latency_ms"]}
-                               if "latency_ms" in objectives else {})}
+                               if "latency_ms" in objectives else {}),
+                            **({"test_accuracy": result["test_accuracy"]}
+                               if "test_accuracy" in result else {})}
         result["seconds"] = time.perf_counter() - start
         return result
 

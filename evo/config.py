@@ -1,15 +1,20 @@
 """Run configs: one TOML file describes a whole search, validated before anything runs.
 
-A config has six sections (every key optional; defaults are the paper's settings)::
+A config has these sections (every key optional; defaults are the paper's settings)::
 
     [run]            name, trials, seed
+    [space]          kind ("loss", "nb201" or "mobilenet"), dataset, equivalence
     [search]         algorithm, population_size, tournament_size, mutation_p,
                      seed_program, extra_nodes
     [fec]            mode
-    [evaluator]      envs, seeds, steps, budget_scale, time_limit, max_steps
+    [evaluator]      loss programs: envs, seeds, steps, budget_scale, time_limit, max_steps
       [evaluator.hurdle]   env, threshold        (or ``hurdle = false``)
       [evaluator.agent]    any DQNConfig field (hidden, learning_rate, ...)
       [evaluator.budgets]  per-environment budgets, e.g. CartPole = {episodes = 400}
+                     architectures: accuracy, cost, hardware, reward, target, alpha,
+                     beta, bonus, bonus_mode (see evo.arch_evaluator)
+    [layernas]       buckets, target, cost, base, passes   (algorithm = "layernas")
+    [pareto]         survival                              (algorithm = "pareto")
     [hurdles]        progressive, increments, batch   (Progressive Dynamic Hurdles)
     [workers]        backend, workers, address, task_timeout, memory_limit_mb, retries
 
@@ -39,11 +44,13 @@ from typing import Any
 from evo.dqn import DQNConfig
 from evo.errors import ConfigError
 
-ALGORITHMS = ("regularized_evolution", "random")
+ALGORITHMS = ("regularized_evolution", "random", "layernas", "pareto")
+ARCH_ALGORITHMS = ("layernas", "pareto")  # architecture spaces only
+SPACES = ("loss", "nb201", "mobilenet")
 FEC_MODES = ("training", "output")
 BACKENDS = ("local", "ray")
 SCRATCH = "scratch"
-PRESETS = ("quick", "dqn-seeded", "from-scratch")
+PRESETS = ("quick", "dqn-seeded", "from-scratch", "nb201-quick", "nb201-edgetpu")
 DEFAULT_EXTRA_NODES = {"seeded": 14, "scratch": 7}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -54,6 +61,13 @@ class RunSection:
     name: str = "run"
     trials: int = 1000  # candidates to finish, duplicates included
     seed: int = 0
+
+
+@dataclass(frozen=True)
+class SpaceSection:
+    kind: str = "loss"  # RL loss programs, or an architecture space
+    dataset: str = "cifar10"  # nb201: cifar10, cifar100 or imagenet16-120
+    equivalence: str = "graph"  # nb201: how architectures are deduplicated
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,35 @@ class EvaluatorSection:
 
 
 @dataclass(frozen=True)
+class ArchEvaluatorSection:
+    """``[evaluator]`` of an architecture run (see :class:`evo.arch_evaluator.ArchEvaluator`)."""
+
+    accuracy: str = "nb201"  # the NB201 table, or "module:function"
+    cost: str = "latency"  # "latency" (simulated ms) or "macs"
+    hardware: str = "edgetpu"  # a preset or a TOML file
+    reward: str = "accuracy"
+    target: float | None = None  # ms for latency, MACs for macs
+    alpha: float | None = None
+    beta: float | None = None
+    bonus: float | None = None
+    bonus_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class LayerNASSection:
+    buckets: int = 8
+    target: float | None = None  # default: the evaluator's target
+    cost: str | None = None  # "latency" or "macs"; default: the evaluator's cost
+    base: str = "cheapest"
+    passes: int | None = None
+
+
+@dataclass(frozen=True)
+class ParetoSection:
+    survival: str = "nsga2"
+
+
+@dataclass(frozen=True)
 class HurdlesSection:
     progressive: bool = False
     increments: tuple[float, ...] = (0.25, 0.25, 0.5)
@@ -118,11 +161,20 @@ class RunConfig:
     """A validated run config. Build one with :func:`load_config` or :func:`from_dict`."""
 
     run: RunSection = field(default_factory=RunSection)
+    space: SpaceSection = field(default_factory=SpaceSection)
     search: SearchSection = field(default_factory=SearchSection)
     fec: FECSection = field(default_factory=FECSection)
-    evaluator: EvaluatorSection = field(default_factory=EvaluatorSection)
+    evaluator: EvaluatorSection | ArchEvaluatorSection = field(
+        default_factory=EvaluatorSection)
+    layernas: LayerNASSection = field(default_factory=LayerNASSection)
+    pareto: ParetoSection = field(default_factory=ParetoSection)
     hurdles: HurdlesSection = field(default_factory=HurdlesSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
+
+    @property
+    def is_architecture(self) -> bool:
+        """Whether the run searches architectures (not RL loss programs)."""
+        return self.space.kind != "loss"
 
     def to_dict(self) -> dict[str, Any]:
         """The complete config as TOML-compatible data (no None: unset keys are left out).
@@ -133,13 +185,24 @@ class RunConfig:
         for sec in dataclasses.fields(self):
             section = getattr(self, sec.name)
             data: dict[str, Any] = {}
+            if sec.name in ("layernas", "pareto") and self.search.algorithm != sec.name:
+                continue
+            if sec.name == "space" and not self.is_architecture:
+                continue
+            if sec.name == "fec" and self.is_architecture:
+                continue
+            skip = ("seed_program", "extra_nodes", "mutation_p") if (
+                sec.name == "search" and self.is_architecture) else ()
+            loss = isinstance(section, EvaluatorSection)
             for f in dataclasses.fields(section):
+                if f.name in skip:
+                    continue
                 value = getattr(section, f.name)
-                if sec.name == "evaluator" and f.name == "hurdle":
+                if loss and f.name == "hurdle":
                     value = False if value is None else dataclasses.asdict(value)
-                elif sec.name == "evaluator" and f.name == "agent":
+                elif loss and f.name == "agent":
                     value = _agent_dict(value)
-                elif sec.name == "evaluator" and f.name == "budgets":
+                elif loss and f.name == "budgets":
                     value = {env: {k: v for k, v in dataclasses.asdict(b).items()
                                    if v is not None} for env, b in value}
                     if not value:
@@ -240,21 +303,47 @@ def from_dict(data: Mapping[str, Any]) -> RunConfig:
             raise ConfigError(f"{name} = {_show(value)}: must be a table (a [{name}] section)")
     get = lambda name: data.get(name, {})  # noqa: E731
     run = _validate(RunSection, get("run"), "run", _RUN)
+    space = _validate(SpaceSection, get("space"), "space", _SPACE)
+    arch = space.kind != "loss"
     search_raw = dict(get("search"))
+    if arch:
+        for key in ("seed_program", "extra_nodes", "mutation_p"):
+            if key in search_raw:
+                raise _bad(f"search.{key}", search_raw[key], "applies to RL loss programs; "
+                           f"an architecture space ([space] kind = {_show(space.kind)}) "
+                           "mutates one decision at a time")
+        if "fec" in data:
+            raise ConfigError("[fec]: applies to RL loss programs; architectures are "
+                              "deduplicated by the space ([space] equivalence)")
     scratch = search_raw.get("seed_program", "dqn") == SCRATCH
     search_raw.setdefault("extra_nodes", DEFAULT_EXTRA_NODES["scratch" if scratch else "seeded"])
     search = _validate(SearchSection, search_raw, "search", _SEARCH)
-    if search.tournament_size > search.population_size:
+    if (search.algorithm == "regularized_evolution"
+            and search.tournament_size > search.population_size):
         raise ConfigError(
             f"search.tournament_size = {search.tournament_size}: must be at most "
             f"search.population_size = {search.population_size} (the paper uses T 25, P 300)")
+    if search.algorithm in ARCH_ALGORITHMS and not arch:
+        raise _bad("search.algorithm", search.algorithm, "searches architectures: set "
+                   "[space] kind = \"nb201\" or \"mobilenet\"")
     fec = _validate(FECSection, get("fec"), "fec", _FEC)
-    evaluator = _evaluator(get("evaluator"))
+    evaluator = _arch_evaluator(get("evaluator"), space) if arch else _evaluator(
+        get("evaluator"))
+    for name in ("layernas", "pareto"):
+        if name in data and search.algorithm != name:
+            raise ConfigError(f"[{name}]: configures search.algorithm = \"{name}\", but the "
+                              f"algorithm is {search.algorithm!r}; remove the section or "
+                              "change the algorithm")
+    layernas = _validate(LayerNASSection, get("layernas"), "layernas", _LAYERNAS)
+    pareto = _validate(ParetoSection, get("pareto"), "pareto", _PARETO)
     hurdles = _validate(HurdlesSection, get("hurdles"), "hurdles", _HURDLES)
+    if arch and hurdles.progressive:
+        raise _bad("hurdles.progressive", True, "applies to RL loss programs (budgets of "
+                   "training); architecture evaluations have no budget to grow")
     workers = _validate(WorkersSection, get("workers"), "workers", _WORKERS)
     if workers.backend == "ray" and workers.address is None:
         workers = dataclasses.replace(workers, address="auto")
-    return RunConfig(run, search, fec, evaluator, hurdles, workers)
+    return RunConfig(run, space, search, fec, evaluator, layernas, pareto, hurdles, workers)
 
 
 # -- validators -----------------------------------------------------------------------------
@@ -375,6 +464,19 @@ _SEARCH: dict[str, Check] = {
     "extra_nodes": _int(1, 100),
 }
 _FEC: dict[str, Check] = {"mode": _choice(FEC_MODES)}
+_SPACE: dict[str, Check] = {
+    "kind": _choice(SPACES),
+    "dataset": _choice(("cifar10", "cifar100", "imagenet16-120")),
+    "equivalence": _choice(("graph", "function")),
+}
+_LAYERNAS: dict[str, Check] = {
+    "buckets": _int(1, 10_000),
+    "target": _real(0.0, open_lo=True),
+    "cost": _choice(("latency", "macs")),
+    "base": _choice(("cheapest", "costliest", "random")),
+    "passes": _int(1),
+}
+_PARETO: dict[str, Check] = {"survival": _choice(("nsga2", "aging"))}
 _HURDLES: dict[str, Check] = {
     "progressive": _bool,
     "increments": _list(_real(0.0, open_lo=True), "positive budget fractions"),
@@ -484,6 +586,37 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
         out.append((env, b))
     values["budgets"] = tuple(sorted(out))
     return EvaluatorSection(**values)
+
+
+def _arch_evaluator(raw: Mapping[str, Any], space: SpaceSection) -> ArchEvaluatorSection:
+    """Validate an architecture run's ``[evaluator]`` by building the evaluator once."""
+    allowed = [f.name for f in dataclasses.fields(ArchEvaluatorSection)]
+    _check_keys(raw, allowed, "evaluator")
+    text = ("accuracy", "cost", "hardware", "reward", "bonus_mode")
+    for key, value in raw.items():
+        if key in text and not isinstance(value, str):
+            raise _bad(f"evaluator.{key}", value, "must be a string")
+        if key not in text and not _is_real(value):
+            raise _bad(f"evaluator.{key}", value, "must be a number")
+    values = {k: (v if k in text else float(v)) for k, v in raw.items()}
+    section = ArchEvaluatorSection(**values)
+    if space.kind == "mobilenet" and section.accuracy == "nb201":
+        raise _bad("evaluator.accuracy", "nb201", "is the NB201 table, which scores NB201 "
+                   "cells only; give your own accuracy function as \"module:function\"")
+    try:
+        make_arch_evaluator(section, space)
+    except ConfigError as err:
+        raise ConfigError(f"evaluator: {err}") from None
+    return section
+
+
+def make_arch_evaluator(section: ArchEvaluatorSection, space: SpaceSection) -> Any:
+    """The :class:`~evo.arch_evaluator.ArchEvaluator` an ``[evaluator]`` section describes."""
+    from evo.arch_evaluator import ArchEvaluator
+
+    table = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
+    table["dataset"] = space.dataset
+    return ArchEvaluator.from_config(table)
 
 
 # -- writing TOML ---------------------------------------------------------------------------

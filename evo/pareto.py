@@ -189,6 +189,7 @@ class ParetoEvolution(SearchAlgorithm):
     """
 
     name = "pareto"
+    uses_results = True  # objectives come from the result dict, duplicates' included
 
     def __init__(self, space: Any, population_size: int = 50, survival: str = "nsga2",
                  cost: str = "latency_ms", seed: int = 0) -> None:

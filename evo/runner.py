@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import envs as envlib
 from evo.algorithms import RandomSearch, RegularizedEvolution, SearchAlgorithm, SeedSpace
-from evo.config import SCRATCH, RunConfig, from_dict, load_config
+from evo.config import SCRATCH, RunConfig, from_dict, load_config, make_arch_evaluator
 from evo.errors import ConfigError
 from evo.hurdles import ProgressiveHurdles
 from evo.rl_evaluator import RLEvaluator
@@ -43,10 +43,10 @@ class Built(NamedTuple):
     """A config turned into objects (unpacks as a 5-tuple)."""
 
     algorithm: SearchAlgorithm
-    evaluator: RLEvaluator
+    evaluator: Any  # RLEvaluator, or ArchEvaluator for architecture runs
     backend: Callable[[], Backend]  # starts the workers when called
     hurdles: ProgressiveHurdles | None
-    fec: FEC
+    fec: Callable[[Any], str]  # FEC for loss programs, the space's fingerprint otherwise
 
 
 class CandidateEvaluator:
@@ -68,8 +68,11 @@ class CandidateEvaluator:
 
 
 # -- building -------------------------------------------------------------------------------
-def make_evaluator(config: RunConfig) -> RLEvaluator:
-    """The :class:`RLEvaluator` that ``config``'s ``[evaluator]`` describes."""
+def make_evaluator(config: RunConfig) -> Any:
+    """The evaluator that ``config``'s ``[evaluator]`` describes: an :class:`RLEvaluator`
+    for loss programs, an :class:`~evo.arch_evaluator.ArchEvaluator` for architectures."""
+    if config.is_architecture:
+        return make_arch_evaluator(config.evaluator, config.space)
     ev = config.evaluator
     hurdle = envlib.Hurdle(ev.hurdle.env, ev.hurdle.threshold) if ev.hurdle else None
     budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps) for env, b in ev.budgets}
@@ -77,13 +80,57 @@ def make_evaluator(config: RunConfig) -> RLEvaluator:
                        ev.budget_scale, ev.time_limit, ev.max_steps, budgets)
 
 
-def make_algorithm(config: RunConfig) -> SearchAlgorithm:
+def make_space(config: RunConfig) -> Any:
+    """The search space: loss programs (:class:`SeedSpace`) or an architecture space."""
+    sp, s = config.space, config.search
+    if sp.kind == "nb201":
+        from graphs.nb201 import NB201Space
+
+        return NB201Space(sp.dataset, equivalence=sp.equivalence)
+    if sp.kind == "mobilenet":
+        from graphs.mobilenet import MobileNetSpace
+
+        return MobileNetSpace()
+    return SeedSpace(None if s.seed_program == SCRATCH else s.seed_program, s.extra_nodes)
+
+
+def make_algorithm(config: RunConfig, space: Any = None) -> SearchAlgorithm:
+    """The search algorithm of ``config`` over ``space`` (default: :func:`make_space`)."""
     s = config.search
-    space = SeedSpace(None if s.seed_program == SCRATCH else s.seed_program, s.extra_nodes)
+    space = make_space(config) if space is None else space
+    seed = config.run.seed
     if s.algorithm == "random":
-        return RandomSearch(space, seed=config.run.seed)
+        return RandomSearch(space, seed=seed)
+    if s.algorithm == "layernas":
+        from evo.layernas import LayerNAS
+
+        ln, ev = config.layernas, config.evaluator
+        cost_name = ln.cost or ev.cost
+        target = ln.target if ln.target is not None else (
+            ev.target if cost_name == ev.cost else None)
+        return LayerNAS(space, cost=arch_cost(config, space, cost_name), target=target,
+                        buckets=ln.buckets, base=ln.base, passes=ln.passes, seed=seed)
+    if s.algorithm == "pareto":
+        from evo.pareto import ParetoEvolution
+
+        cost_key = "macs" if config.evaluator.cost == "macs" else "latency_ms"
+        return ParetoEvolution(space, s.population_size, config.pareto.survival, cost_key,
+                               seed=seed)
     return RegularizedEvolution(s.population_size, s.tournament_size, s.mutation_p, space,
-                                seed=config.run.seed)
+                                seed=seed)
+
+
+def arch_cost(config: RunConfig, space: Any, cost: str) -> Callable[[Any], float]:
+    """An architecture's cost for LayerNAS: simulated latency (ms) or MACs."""
+    if cost == "macs":
+        from evo.layernas import macs_cost
+
+        return macs_cost(space)
+    from evo.hardware import get_hardware
+    from evo.latency import latency_ms
+
+    hardware = get_hardware(config.evaluator.hardware)
+    return lambda program: latency_ms(space.layers(program), hardware)
 
 
 def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
@@ -116,6 +163,10 @@ def build(config: RunConfig) -> Built:
     evaluator = make_evaluator(config)
     hurdles = (ProgressiveHurdles(config.hurdles.increments, config.hurdles.batch)
                if config.hurdles.progressive else None)
+    if config.is_architecture:  # equivalent architectures share the space's fingerprint
+        space = make_space(config)
+        return Built(make_algorithm(config, space), evaluator,
+                     make_backend_factory(config, evaluator), None, space.fingerprint)
     return Built(make_algorithm(config), evaluator,
                  make_backend_factory(config, CandidateEvaluator(evaluator)), hurdles,
                  FEC(config.fec.mode))
@@ -335,23 +386,38 @@ def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
     config = store.config
     p = store_progress(store)
     counts = store.counts()
-    waiting = store.db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' AND "
-                               "fitness IS NULL").fetchone()[0]
     times = store.db.execute("SELECT MIN(proposed_at), MAX(finished_at) FROM trials").fetchone()
     run = config.get("run", {})
     search = config.get("search", {})
     ev = config.get("evaluator", {})
     lines = [f"run:        {run.get('name', '?')} ({Path(store.path).name})"]
     algo = search.get("algorithm", "?")
+    space = config.get("space", {})
     if algo == "regularized_evolution":
-        algo += (f" P {search.get('population_size')}, T {search.get('tournament_size')}, "
-                 f"p {search.get('mutation_p')}")
+        algo += f" P {search.get('population_size')}, T {search.get('tournament_size')}"
+        if not space:
+            algo += f", p {search.get('mutation_p')}"
+    if space:  # an architecture run
+        where = f"{space.get('kind')} ({space.get('dataset')})" if space.get(
+            "kind") == "nb201" else space.get("kind")
+        lines.append(f"search:     {algo}; space {where}")
+        target = f", target {ev['target']:g}" if "target" in ev else ""
+        lines.append(f"evaluator:  accuracy {ev.get('accuracy')}; cost {ev.get('cost')} on "
+                     f"{ev.get('hardware')}; reward {ev.get('reward')}{target}")
+        return _status_body(store, top, unique_programs, p, counts, times, lines)
     seed = search.get("seed_program", "?")
     lines.append(f"search:     {algo}; {seed} + {search.get('extra_nodes')} nodes")
     hurdle = ev.get("hurdle")
     hurdle_text = (f"hurdle {hurdle['env']} >= {hurdle['threshold']}" if isinstance(hurdle, dict)
                    else "no hurdle")
     lines.append(f"evaluator:  {', '.join(ev.get('envs', []))}; {hurdle_text}")
+    return _status_body(store, top, unique_programs, p, counts, times, lines)
+
+
+def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progress,
+                 counts: dict[str, int], times: Any, lines: list[str]) -> str:
+    waiting = store.db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' AND "
+                               "fitness IS NULL").fetchone()[0]
     share = f" ({p.trials / p.target:.1%})" if p.target else ""
     lines.append(f"progress:   {p.trials}/{p.target} trials finished{share}")
     parts = [f"{k} {v}" for k, v in counts.items()]

@@ -97,3 +97,22 @@ def to_dot(program: Program) -> str:
             lines.append(f"  {q(program.ids[a])} -> {q(program.ids[idx])} [label=\"{pos}\"];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def describe(program: Program) -> str:
+    """A one-line description: a loss program's formula; an NB201 network's arch string;
+    for other architectures, their size (the program file holds every layer)."""
+    if program.opset.name != "arch":
+        return formula(program)
+    from graphs import nb201
+    from graphs.arch import summary
+    from graphs.errors import ProgramError
+
+    try:
+        return nb201.arch_string(nb201.from_program(program))
+    except ProgramError:
+        pass
+    s = summary(program)
+    n_layers = sum(1 for node in program.nodes if not node.op.name.startswith("image"))
+    return (f"{n_layers}-node network: {s['macs'] / 1e6:.1f}M MACs, "
+            f"{s['params'] / 1e6:.2f}M parameters")

@@ -50,7 +50,8 @@ def test_nb201_tabular_protocol() -> None:
     hw = get_hardware("edgetpu")
     assert r["objectives"]["latency_ms"] == latency_ms(nb201_layers(ARCH), hw)
     assert r["fits_on_chip"] is True
-    assert set(r["scores"]) == {"accuracy", "latency_ms", "macs_m", "params_m"}
+    assert set(r["scores"]) == {"accuracy", "latency_ms", "macs_m", "params_m", "test_accuracy"}
+    assert r["scores"]["test_accuracy"] == r["test_accuracy"]  # reported next to the search score
 
 
 def test_published_macs_and_cell_level_programs() -> None:

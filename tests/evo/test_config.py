@@ -124,7 +124,7 @@ def test_unknown_key_names_it_and_lists_the_allowed_keys():
 def test_unknown_section_and_nested_unknown_keys():
     message = error("[serch]\nx = 1")
     assert "[serch]" in message and "did you mean 'search'" in message
-    assert "run, search, fec, evaluator, hurdles, workers" in message
+    assert "run, space, search, fec, evaluator, layernas, pareto, hurdles, workers" in message
     message = error("[evaluator.agent]\nlearning_rat = 0.1")
     assert "evaluator.agent.learning_rat" in message and "'learning_rate'" in message
     assert "batch_size" in message  # the allowed fields are listed
