@@ -289,6 +289,12 @@ class ArchEvaluator:
             self._nb201_costs[code] = costs
         return code, costs
 
+    def cost_of(self, program: Program) -> float:
+        """The program's cost as this evaluator measures it: simulated latency (ms) for
+        ``cost = "latency"``, MACs otherwise (e.g. LayerNAS's bucketing cost)."""
+        _code, (macs, _params, latency, _fits) = self._costs(program, {})
+        return float(latency if self.cost == "latency" else macs)
+
     def _count(self, layers: list[Layer], deployed: list[Layer]
                ) -> tuple[int, int, float | None, bool | None]:
         if self.hardware is None:

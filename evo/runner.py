@@ -121,16 +121,12 @@ def make_algorithm(config: RunConfig, space: Any = None) -> SearchAlgorithm:
 
 
 def arch_cost(config: RunConfig, space: Any, cost: str) -> Callable[[Any], float]:
-    """An architecture's cost for LayerNAS: simulated latency (ms) or MACs."""
-    if cost == "macs":
-        from evo.layernas import macs_cost
+    """An architecture's cost for LayerNAS, exactly as the run's evaluator measures it:
+    simulated latency (ms) or MACs."""
+    import dataclasses
 
-        return macs_cost(space)
-    from evo.hardware import get_hardware
-    from evo.latency import latency_ms
-
-    hardware = get_hardware(config.evaluator.hardware)
-    return lambda program: latency_ms(space.layers(program), hardware)
+    section = dataclasses.replace(config.evaluator, cost=cost)
+    return make_arch_evaluator(section, config.space).cost_of
 
 
 def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
