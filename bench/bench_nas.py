@@ -427,6 +427,51 @@ def plot_latency(idx: np.ndarray, measured: np.ndarray, sim: np.ndarray, flops_m
     plt.close(fig)
 
 
+# -- 3. throughput through the full engine ----------------------------------------------------
+ENGINE_ALGORITHMS = ("regularized_evolution", "random", "layernas", "pareto")
+
+
+def throughput(trials: int, workers: tuple[int, ...], reps: int) -> dict:
+    """Trials per second of ``evo run`` on NB201 (the nb201-quick preset: tabular
+    CIFAR-10 accuracy + simulated Edge TPU latency), per algorithm and worker count."""
+    import tempfile
+
+    from evo.config import preset
+    from evo.runner import run
+
+    base = preset("nb201-quick")
+    out: dict = {"trials": trials, "reps": reps, "preset": "nb201-quick",
+                 "evaluator": "NB201 table (12-epoch CIFAR-10 val) + simulated Edge TPU "
+                              "latency, reward = accuracy", "results": {}}
+    for name in ENGINE_ALGORITHMS:
+        for w in workers:
+            rates, walls, dups = [], [], []
+            for rep in range(reps):
+                config = base.replace(**{"search.algorithm": name, "run.trials": trials,
+                                         "run.seed": rep, "workers.workers": w})
+                stamps: list[float] = []
+                with tempfile.TemporaryDirectory() as tmp:
+                    t0 = time.perf_counter()
+                    p = run(config, Path(tmp) / "run.db",
+                            progress=lambda _p, s=stamps: s.append(time.perf_counter()))
+                    walls.append(time.perf_counter() - t0)
+                # Steady-state rate: between the first and the last finished trial (the
+                # wall time also counts building the evaluator and starting workers).
+                rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+                dups.append(p.duplicates / max(1, p.trials))
+            key = f"{name}/workers={w}"
+            out["results"][key] = {
+                "trials_per_second": round(float(np.median(rates)), 1),
+                "trials_per_second_incl_startup": round(trials / float(np.median(walls)), 1),
+                "wall_seconds": round(float(np.median(walls)), 2),
+                "duplicate_rate": round(float(np.mean(dups)), 3)}
+            r = out["results"][key]
+            print(f"  {key:32s} {r['trials_per_second']:8.1f} trials/s steady "
+                  f"({r['trials_per_second_incl_startup']:.1f} incl. startup, "
+                  f"duplicates {r['duplicate_rate']:.0%})", flush=True)
+    return out
+
+
 # -- main --------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -435,6 +480,10 @@ def main() -> None:
     parser.add_argument("--evals", type=int, default=1000, help="evaluations per run")
     parser.add_argument("--latency-budget", type=int, default=300,
                         help="evaluations per latency-constrained LayerNAS run")
+    parser.add_argument("--engine-trials", type=int, default=1000,
+                        help="trials per engine run (throughput)")
+    parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
+    parser.add_argument("--reps", type=int, default=3, help="engine runs per setting")
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--out", default=str(OUT))
     args = parser.parse_args()
@@ -456,6 +505,11 @@ def main() -> None:
         res = latency(args.runs, args.latency_budget)
         res.update(meta, seconds=round(time.time() - t0, 1))
         (out_dir / "latency.json").write_text(json.dumps(res, indent=1) + "\n")
+    if "throughput" in only:
+        t0 = time.time()
+        res = throughput(args.engine_trials, tuple(args.workers), args.reps)
+        res.update(meta, seconds=round(time.time() - t0, 1))
+        (out_dir / "throughput.json").write_text(json.dumps(res, indent=1) + "\n")
 
 
 if __name__ == "__main__":

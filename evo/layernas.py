@@ -67,6 +67,10 @@ class LayerNAS(SearchAlgorithm):
         order: the order in which decisions are searched: a permutation, ``"random"``
             (per seed) or ``None`` (as in ``choices``).
         passes: stop proposing after this many passes (``None``: keep going).
+        dedupe: treat architectures with equal ``space.fingerprint`` as one: a child
+            equivalent to a scored architecture takes its score without being proposed
+            (as the engine's equivalence cache would give it), and equivalent children
+            of one layer are proposed once.
         seed: for the random restarts.
     """
 
@@ -76,7 +80,7 @@ class LayerNAS(SearchAlgorithm):
                  target: float | None = None, buckets: int = 8,
                  base: str | Sequence[int] = "cheapest",
                  order: str | Sequence[int] | None = None,
-                 passes: int | None = None, seed: int = 0) -> None:
+                 passes: int | None = None, dedupe: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
         for attr in ("choices", "encode", "decode", "sample"):
             if not hasattr(space, attr):
@@ -115,6 +119,10 @@ class LayerNAS(SearchAlgorithm):
         self.passes = passes
         self._base_spec = base
         self._costs: dict[Code, float] = {}
+        fingerprint = getattr(space, "fingerprint", None) if dedupe else None
+        self._fingerprint = fingerprint if callable(fingerprint) else None
+        self._fps: dict[Code, str] = {}
+        self.by_fp: dict[str, tuple[float, int]] = {}  # fingerprint -> (fitness, trial id)
         self.scores: dict[Code, tuple[float, int]] = {}  # code -> (fitness, trial id)
         self._range: tuple[float, float] | None = None  # bucket span (low, high)
         # Progress through the search (all of it is in state()).
@@ -148,7 +156,10 @@ class LayerNAS(SearchAlgorithm):
         value = self._costs.get(code)
         if value is None:
             try:
-                value = float(self.cost_fn(self.space.decode(code)))
+                program = self.space.decode(code)
+                value = float(self.cost_fn(program))
+                if self._fingerprint is not None:
+                    self._fps[code] = self._fingerprint(program)
             except ProgramError:
                 value = math.inf
             if math.isnan(value):
@@ -234,11 +245,35 @@ class LayerNAS(SearchAlgorithm):
                     seen.add(child)
                     codes.append(child)
         self.layer_codes = codes
-        self.children = [c for c in codes if c not in self.scores]
+        self.children = []
+        fresh: set[str] = set()
+        for c in codes:
+            if c in self.scores:
+                continue
+            fp = self._fp(c)
+            if fp is not None:
+                if fp in self.by_fp:  # equivalent to a scored architecture
+                    self.scores[c] = self.by_fp[fp]
+                    continue
+                if fp in fresh:  # an equivalent child is proposed already
+                    continue
+                fresh.add(fp)
+            self.children.append(c)
+
+    def _fp(self, code: Code) -> str | None:
+        """The fingerprint of a code (None without deduplication)."""
+        if self._fingerprint is None:
+            return None
+        fp = self._fps.get(code)
+        if fp is None:
+            fp = self._fps[code] = self._fingerprint(self.space.decode(code))
+        return fp
 
     def _finish_layer(self) -> None:
         best: dict[int, Code] = {}
         for code in self.layer_codes or ():
+            if code not in self.scores:  # an equivalent child was proposed in its place
+                self.scores[code] = self.by_fp[self._fp(code)]
             b = self.bucket(self.cost(code))
             kept = best.get(b)
             if kept is None or self._better(code, kept):
@@ -316,6 +351,11 @@ class LayerNAS(SearchAlgorithm):
             fitness = -math.inf
         if code not in self.scores:
             self.scores[code] = (fitness, int(trial_id))
+        if self._fingerprint is not None:
+            fp = self._fps.get(code)
+            if fp is None:
+                fp = self._fps[code] = self._fingerprint(candidate.program)
+            self.by_fp.setdefault(fp, self.scores[code])
 
     def best(self) -> tuple[Code, float, float] | None:
         """The best scored architecture under the target: (code, fitness, cost)."""
@@ -369,6 +409,10 @@ class LayerNAS(SearchAlgorithm):
                            for c, f, tid in state["scores"]}
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"not a LayerNAS state for this space: {err}") from None
+        self.by_fp = {}
+        if self._fingerprint is not None:
+            for c, value in self.scores.items():
+                self.by_fp.setdefault(self._fp(c), value)
         if not 0 <= self.step < len(self.order) and not self.exhausted:
             raise ConfigError(f"saved LayerNAS step {self.step} outside the "
                               f"{len(self.order)} searched decisions")

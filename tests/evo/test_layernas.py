@@ -263,3 +263,106 @@ def test_nb201_edges_as_layers_under_a_mac_target():
     better = [i for i in range(nb201.N_ARCHS) if val[i] > fitness]
     rank = sum(macs(space.decode(nb201.from_index(i))) <= target for i in better)
     assert rank <= 5
+
+
+class TwinSpace(AdditiveSpace):
+    """Option 3 of every layer is an equivalent spelling of option 2."""
+
+    def __init__(self, seed: int) -> None:
+        super().__init__(layers=4, options=4, seed=seed)
+        for i in range(4):
+            self.gain[i][3], self.weight[i][3] = self.gain[i][2], self.weight[i][2]
+
+    def fingerprint(self, program) -> str:
+        return "".join(str(min(o, 2)) for o in program)
+
+
+def test_equivalent_architectures_are_proposed_once():
+    space = TwinSpace(seed=2)
+    best, best_score = space.brute_force(5.0)
+    algo = LayerNAS(space, cost=space.cost, target=5.0, buckets=6, passes=1)
+    trials = run_offline(algo, space.score, 1000, parallel=2)
+    fps = [space.fingerprint(c.program) for c, _ in trials]
+    assert len(set(fps)) == len(fps)
+    assert algo.best()[1] == pytest.approx(best_score)
+    plain = LayerNAS(space, cost=space.cost, target=5.0, buckets=6, passes=1, dedupe=False)
+    assert len(run_offline(plain, space.score, 1000)) > len(trials)
+    # The equivalence cache survives a state round trip.
+    again = LayerNAS(space, cost=space.cost, target=5.0, buckets=6, passes=1)
+    again.restore(json.loads(json.dumps(algo.state())), {})
+    assert again.by_fp == algo.by_fp
+
+
+# -- through the engine ---------------------------------------------------------------------
+class Stop(Exception):
+    """Stands in for a kill of the driver."""
+
+
+def _engine_run(tmp_path, name: str, trials: int, stop_at: int | None = None):
+    """LayerNAS on NB201 through evo.search.Search, a RunStore and an in-process
+    backend that keeps 3 evaluations in flight (finishing the oldest first)."""
+    from evo.arch_evaluator import ArchEvaluator
+    from evo.search import Search
+    from evo.store import RunStore
+    from evo.workers import Backend, Outcome, run_task
+    from graphs.nb201 import NB201Space
+
+    class Inline(Backend):
+        name = "inline"
+
+        def __init__(self, evaluate) -> None:
+            self.evaluate, self.queue = evaluate, []
+
+        @property
+        def capacity(self) -> int:
+            return 3
+
+        @property
+        def running(self) -> int:
+            return len(self.queue)
+
+        def submit(self, task) -> None:
+            self.queue.append(task)
+
+        def poll(self, timeout: float):
+            task = self.queue.pop(0)
+            return [Outcome(task.trial_id, run_task(self.evaluate, task), "inline-0")]
+
+    space = NB201Space("cifar10")
+    evaluator = ArchEvaluator("nb201", cost="macs", hardware=None)
+
+    def make() -> LayerNAS:
+        return LayerNAS(space, cost=evaluator.cost_of, target=30e6, buckets=4, seed=5)
+
+    path = tmp_path / f"{name}.db"
+    store = RunStore.create(path, {})
+    algo = make()
+
+    def stop(p) -> None:
+        if stop_at is not None and p.trials >= stop_at:
+            raise Stop
+
+    try:
+        Search(algo, store, Inline(evaluator), trials, fec=space.fingerprint,
+               on_progress=stop).run()
+    except Stop:
+        store.close()
+        store = RunStore.open(path)
+        assert store.in_flight()  # killed with evaluations in flight
+        algo = make()
+        Search(algo, store, Inline(evaluator), trials, fec=space.fingerprint).run()
+    rows = store.db.execute("SELECT program, status, fitness FROM trials ORDER BY id").fetchall()
+    store.close()
+    return algo, rows
+
+
+def test_engine_run_killed_and_resumed_proposes_exactly_as_an_uninterrupted_one(tmp_path):
+    whole_algo, whole = _engine_run(tmp_path, "whole", 70)
+    algo, resumed = _engine_run(tmp_path, "resumed", 70, stop_at=31)
+    assert len(whole) == len(resumed) == 70
+    assert [r["program"] for r in resumed] == [r["program"] for r in whole]
+    assert all(r["fitness"] is not None for r in resumed)
+    # Equivalent architectures are not proposed twice, so the engine sees no duplicates.
+    assert {r["status"] for r in resumed} == {"done"}
+    assert algo.state() == whole_algo.state()
+    assert algo.best()[2] <= 30e6
