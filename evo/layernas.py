@@ -17,7 +17,8 @@ so a budget larger than one pass keeps searching rather than idling.
 The algorithm works on the codes of an :class:`~graphs.arch.ArchSpace`
 (``choices``, ``encode``, ``decode``, ``sample``) and is asynchronous:
 :meth:`LayerNAS.propose` returns ``None`` while the children of the current layer
-are still being evaluated. Architectures it has scored are never proposed again.
+are still being evaluated. Architectures it has scored, and by default ones equivalent
+to them (equal ``space.fingerprint``), are never proposed again.
 :func:`run_offline` drives any :class:`~evo.algorithms.SearchAlgorithm` in a tight
 loop without a store (for benchmarks on tabular scores).
 """
@@ -124,6 +125,7 @@ class LayerNAS(SearchAlgorithm):
         self._fps: dict[Code, str] = {}
         self.by_fp: dict[str, tuple[float, int]] = {}  # fingerprint -> (fitness, trial id)
         self.scores: dict[Code, tuple[float, int]] = {}  # code -> (fitness, trial id)
+        self._saved_scores: list[list] = []  # the same, as state() gives it (kept up to date)
         self._range: tuple[float, float] | None = None  # bucket span (low, high)
         # Progress through the search (all of it is in state()).
         self.pass_no = 0
@@ -253,12 +255,17 @@ class LayerNAS(SearchAlgorithm):
             fp = self._fp(c)
             if fp is not None:
                 if fp in self.by_fp:  # equivalent to a scored architecture
-                    self.scores[c] = self.by_fp[fp]
+                    self._score(c, self.by_fp[fp])
                     continue
                 if fp in fresh:  # an equivalent child is proposed already
                     continue
                 fresh.add(fp)
             self.children.append(c)
+
+    def _score(self, code: Code, value: tuple[float, int]) -> None:
+        self.scores[code] = value
+        f, tid = value
+        self._saved_scores.append([list(code), None if f == -math.inf else f, tid])
 
     def _fp(self, code: Code) -> str | None:
         """The fingerprint of a code (None without deduplication)."""
@@ -273,7 +280,7 @@ class LayerNAS(SearchAlgorithm):
         best: dict[int, Code] = {}
         for code in self.layer_codes or ():
             if code not in self.scores:  # an equivalent child was proposed in its place
-                self.scores[code] = self.by_fp[self._fp(code)]
+                self._score(code, self.by_fp[self._fp(code)])
             b = self.bucket(self.cost(code))
             kept = best.get(b)
             if kept is None or self._better(code, kept):
@@ -350,7 +357,7 @@ class LayerNAS(SearchAlgorithm):
         if math.isnan(fitness):
             fitness = -math.inf
         if code not in self.scores:
-            self.scores[code] = (fitness, int(trial_id))
+            self._score(code, (fitness, int(trial_id)))
         if self._fingerprint is not None:
             fp = self._fps.get(code)
             if fp is None:
@@ -383,8 +390,7 @@ class LayerNAS(SearchAlgorithm):
             "children": [list(c) for c in self.children],
             "layer_start": self.layer_start, "pass_new": self.pass_new,
             "stale": self.stale, "exhausted": self.exhausted,
-            "scores": [[list(c), None if f == -math.inf else f, tid]
-                       for c, (f, tid) in self.scores.items()],
+            "scores": list(self._saved_scores),  # entries are never changed in place
         })
         return state
 
@@ -405,8 +411,9 @@ class LayerNAS(SearchAlgorithm):
             self.layer_start = int(state["layer_start"])
             self.pass_new, self.stale = int(state["pass_new"]), int(state["stale"])
             self.exhausted = bool(state["exhausted"])
-            self.scores = {code(c): (-math.inf if f is None else float(f), int(tid))
-                           for c, f, tid in state["scores"]}
+            self.scores, self._saved_scores = {}, []
+            for c, f, tid in state["scores"]:
+                self._score(code(c), (-math.inf if f is None else float(f), int(tid)))
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"not a LayerNAS state for this space: {err}") from None
         self.by_fp = {}
