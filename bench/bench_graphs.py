@@ -132,19 +132,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smaller sizes (for a smoke run)")
     ap.add_argument("--out", default=str(ROOT / "results" / "bench" / "graphs.json"))
+    ap.add_argument("--only", choices=("fingerprints", "mutations", "validity"), nargs="*",
+                    help="run these sections; the others keep their figures from --out")
     args = ap.parse_args()
     pinned = pin_to_one_core()
     reps = 3 if args.quick else 5
-    fp = bench_fingerprints(300 if args.quick else 2000, reps)
-    mut = bench_mutations(2000 if args.quick else 20_000, reps)
-    val = bench_validity(2000 if args.quick else 100_000)
+    only = set(args.only or ("fingerprints", "mutations", "validity"))
+    old = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).exists() else {}
+    fp = (bench_fingerprints(300 if args.quick else 2000, reps) if "fingerprints" in only
+          else old["fingerprints_20_nodes"])
+    mut = (bench_mutations(2000 if args.quick else 20_000, reps) if "mutations" in only
+           else old["mutations"])
+    val = (bench_validity(2000 if args.quick else 100_000) if "validity" in only
+           else old["validity"])
     result = {
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "cpu": platform.processor() or platform.machine(), "affinity": pinned},
         "fingerprints_20_nodes": fp,
         "mutations": mut,
         "validity": val,
-        "command": "python bench/bench_graphs.py" + (" --quick" if args.quick else ""),
+        "command": "python bench/bench_graphs.py" + (" --quick" if args.quick else "")
+        + (" --only " + " ".join(args.only) if args.only else ""),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

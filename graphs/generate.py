@@ -45,12 +45,14 @@ def fill(
     trains = opset.trains
     pinned = {a for n, f in zip(template.nodes, free) if not f for a in n.args}
     trainable = [inp.trainable for inp in template.inputs]
-    sample = sampler.sample
+    sample, try_sample = sampler.sample, sampler.try_sample
+    positions = opset.type_positions
+    start = Pool(opset)
+    for inp in template.inputs:
+        start.add(inp.type, False)  # only applications of a trainable input carry
     for _ in range(max_tries):
-        pool = Pool(opset)
-        for inp in template.inputs:
-            pool.add(inp.type, False)  # only applications of a trainable input carry
-        flags = pool.flags
+        pool = start.copy()
+        flags, by_type, counts, carrying = pool.flags, pool.by_type, pool.counts, pool.carrying
         types = list(template.types[:n_in])
         nodes: list[Node] = []
         ok = True
@@ -59,21 +61,33 @@ def fill(
             if not free[k]:
                 node, out = old, template.types[idx]
             elif idx == template.output:
-                try:
-                    node, out = sample(pool, rng, opset.output_type, carry=trains)
-                except ProgramError:
+                drawn = try_sample(pool, rng, opset.output_type, trains)
+                if drawn is None:
                     ok = False
                     break
+                node, out = drawn
             else:
                 node, out = sample(pool, rng, template.types[idx] if idx in pinned else None)
             nodes.append(node)
             types.append(out)
             op, args = node.op, node.args
+            carries = False
             if op.kind == "apply":
                 carries = args[0] < n_in and trainable[args[0]]
             else:
-                carries = any(flags[args[p]] for p in op.grad_positions)
-            pool.add(out, carries)
+                for p in op.grad_positions:
+                    if flags[args[p]]:
+                        carries = True
+                        break
+            # pool.add(out, carries), inlined: this loop is the hot path of fresh draws
+            group = by_type.get(out)
+            if group is None:
+                group = by_type[out] = []
+            group.append(len(flags))
+            counts[positions[out]] += 1
+            if carries:
+                carrying[positions[out]] += 1
+            flags.append(carries)
         if not ok:
             continue
         child = template.derive(nodes, types)

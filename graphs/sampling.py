@@ -74,6 +74,16 @@ class Pool:
                     pool.carrying[pos[t]] = sum(flags[i] for i in group)
         return pool
 
+    def copy(self) -> Pool:
+        """An independent copy (to start several draws from the same nodes)."""
+        pool = Pool.__new__(Pool)
+        pool._pos = self._pos
+        pool.by_type = {t: list(g) for t, g in self.by_type.items()}
+        pool.flags = list(self.flags)
+        pool.counts = list(self.counts)
+        pool.carrying = list(self.carrying)
+        return pool
+
     def add(self, t: ValueType, carries: bool) -> None:
         group = self.by_type.get(t)
         if group is None:
@@ -161,13 +171,22 @@ class ChoiceSampler:
         ``out`` restricts the output type; ``carry`` requires a gradient-carrying
         argument in a position that passes gradients.
         """
-        cum, which = self._table(pool, out, carry)
-        if not cum:
+        drawn = self.try_sample(pool, rng, out, carry)
+        if drawn is None:
             need = f" of type {out.name}" if out is not None else ""
             grad = " that carries a gradient" if carry else ""
             raise ProgramError(
                 f"no operator can produce a node{need}{grad} from the available nodes"
             )
+        return drawn
+
+    def try_sample(
+        self, pool: Pool, rng: random.Random, out: ValueType | None = None, carry: bool = False
+    ) -> tuple[Node, ValueType] | None:
+        """:meth:`sample`, or None when there is no valid choice (without raising)."""
+        cum, which = self._table(pool, out, carry)
+        if not cum:
+            return None
         op, sig = self.choices[which[bisect.bisect_right(cum, rng.random() * cum[-1])]]
         by_type, flags, rand = pool.by_type, pool.flags, rng.random
         while True:
