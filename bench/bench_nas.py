@@ -11,7 +11,8 @@ them, and PNG plots):
   evaluations. Algorithms: regularized evolution (P = 10, T = 3 as in NATS-Bench,
   mutation = one edge changes op), random search (uniform draws) and LayerNAS (edges
   as layers, cost = MACs, no target; the default H = 8 buckets and cheapest base,
-  and, for run-to-run diversity, a per-seed random edge order). **Counting**: an
+  and, for run-to-run diversity, a per-seed random edge order; equivalent cells, by
+  NB201Space's fingerprint, are proposed once). **Counting**: an
   evaluation is one proposal, duplicates included (as NATS-Bench's time budget
   counts every trained child, and as ``evo run`` counts trials); LayerNAS never
   proposes an architecture it has scored, RE and random search may. The number of
@@ -464,9 +465,13 @@ def throughput(trials: int, workers: tuple[int, ...], reps: int) -> dict:
                 "trials_per_second": round(float(np.median(rates)), 1),
                 "trials_per_second_incl_startup": round(trials / float(np.median(walls)), 1),
                 "wall_seconds": round(float(np.median(walls)), 2),
-                "duplicate_rate": round(float(np.mean(dups)), 3)}
+                "duplicate_rate": round(float(np.mean(dups)), 3),
+                # Trials that ran the evaluator (duplicates reuse a cached result).
+                "evaluations_per_second": round(float(np.median(rates))
+                                                * (1 - float(np.mean(dups))), 1)}
             r = out["results"][key]
-            print(f"  {key:32s} {r['trials_per_second']:8.1f} trials/s steady "
+            print(f"  {key:32s} {r['trials_per_second']:8.1f} trials/s steady, "
+                  f"{r['evaluations_per_second']:.1f} evaluations/s "
                   f"({r['trials_per_second_incl_startup']:.1f} incl. startup, "
                   f"duplicates {r['duplicate_rate']:.0%})", flush=True)
     return out
