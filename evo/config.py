@@ -13,7 +13,7 @@ A config has these sections (every key optional; defaults are the paper's settin
       [evaluator.budgets]  per-environment budgets, e.g. CartPole = {episodes = 400}
                      architectures: accuracy, cost, hardware, reward, target, alpha,
                      beta, bonus, bonus_mode (see evo.arch_evaluator)
-    [layernas]       buckets, target, cost, base, passes   (algorithm = "layernas")
+    [layernas]       buckets, target, cost, base, passes, order, dedupe   (algorithm = "layernas")
     [pareto]         survival                              (algorithm = "pareto")
     [hurdles]        progressive, increments, batch   (Progressive Dynamic Hurdles)
     [workers]        backend, workers, address, task_timeout, memory_limit_mb, retries
@@ -132,6 +132,8 @@ class LayerNASSection:
     cost: str | None = None  # "latency" or "macs"; default: the evaluator's cost
     base: str = "cheapest"
     passes: int | None = None
+    order: str = "given"  # "given" (the space's decision order) or "random" (per seed)
+    dedupe: bool = True  # never propose an architecture equivalent to one already scored
 
 
 @dataclass(frozen=True)
@@ -475,6 +477,8 @@ _LAYERNAS: dict[str, Check] = {
     "cost": _choice(("latency", "macs")),
     "base": _choice(("cheapest", "costliest", "random")),
     "passes": _int(1),
+    "order": _choice(("given", "random")),
+    "dedupe": _bool,
 }
 _PARETO: dict[str, Check] = {"survival": _choice(("nsga2", "aging"))}
 _HURDLES: dict[str, Check] = {

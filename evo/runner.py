@@ -109,7 +109,9 @@ def make_algorithm(config: RunConfig, space: Any = None) -> SearchAlgorithm:
         target = ln.target if ln.target is not None else (
             ev.target if cost_name == ev.cost else None)
         return LayerNAS(space, cost=arch_cost(config, space, cost_name), target=target,
-                        buckets=ln.buckets, base=ln.base, passes=ln.passes, seed=seed)
+                        buckets=ln.buckets, base=ln.base, passes=ln.passes,
+                        order="random" if ln.order == "random" else None, dedupe=ln.dedupe,
+                        seed=seed)
     if s.algorithm == "pareto":
         from evo.pareto import ParetoEvolution
 
