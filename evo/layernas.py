@@ -123,6 +123,7 @@ class LayerNAS(SearchAlgorithm):
         fingerprint = getattr(space, "fingerprint", None) if dedupe else None
         self._fingerprint = fingerprint if callable(fingerprint) else None
         self._fps: dict[Code, str] = {}
+        self._canon: dict[Code, Code] = {}  # code -> the code its program encodes to
         self.by_fp: dict[str, tuple[float, int]] = {}  # fingerprint -> (fitness, trial id)
         self.scores: dict[Code, tuple[float, int]] = {}  # code -> (fitness, trial id)
         self._saved_scores: list[list] = []  # the same, as state() gives it (kept up to date)
@@ -242,7 +243,7 @@ class LayerNAS(SearchAlgorithm):
         seen: set[Code] = set()
         for parent in self.parents:
             for option in range(self.sizes[layer]):
-                child = parent[:layer] + (option,) + parent[layer + 1:]
+                child = self._canonical(parent[:layer] + (option,) + parent[layer + 1:])
                 if child not in seen and self.feasible(child):
                     seen.add(child)
                     codes.append(child)
@@ -261,6 +262,16 @@ class LayerNAS(SearchAlgorithm):
                     continue
                 fresh.add(fp)
             self.children.append(c)
+
+    def _canonical(self, code: Code) -> Code:
+        """The code as the space encodes its program: spaces whose decisions can be
+        inactive (e.g. the blocks of an unused layer slot) encode those as one value,
+        and observations arrive encoded, so children are kept in that form."""
+        known = self._canon.get(code)
+        if known is None:
+            known = self._canon[code] = self._check_code(
+                self.space.encode(self.space.decode(code)), "encoded code")
+        return known
 
     def _score(self, code: Code, value: tuple[float, int]) -> None:
         self.scores[code] = value

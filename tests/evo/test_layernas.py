@@ -366,3 +366,29 @@ def test_engine_run_killed_and_resumed_proposes_exactly_as_an_uninterrupted_one(
     assert {r["status"] for r in resumed} == {"done"}
     assert algo.state() == whole_algo.state()
     assert algo.best()[2] <= 30e6
+
+
+def test_mobilenet_layerwise_space_under_a_mac_target():
+    """LayerNAS on the MobileNet-style space (blocks' choices as layers): every proposal is
+    a valid network under the MAC target, decisions are searched one after another
+    (inactive ones, e.g. of unused layer slots, collapse), and the kept best improves."""
+    from evo.layernas import macs_cost
+    from graphs.arch import summary
+    from graphs.mobilenet import MobileNetSpace
+
+    space = MobileNetSpace()
+    cost = macs_cost(space)
+    target = 200e6
+    # A stand-in for accuracy that rewards capacity: parameters (millions).
+    score = lambda p: summary(p)["params"] / 1e6  # noqa: E731
+    algo = LayerNAS(space, cost=cost, target=target, buckets=4, base="random", seed=0)
+    trials = run_offline(algo, score, 150)
+    assert len(trials) == 150
+    assert all(cost(c.program) <= target for c, _ in trials)
+    layers = {int(c.mutation.split(" layer ")[1].split(" =")[0]) for c, _ in trials}
+    assert len(layers) >= 10
+    assert len({space.encode(c.program) for c, _ in trials}) == 150  # nothing proposed twice
+    first = trials[0][1]
+    assert max(f for _, f in trials) > first
+    best = algo.best()
+    assert best is not None and best[2] <= target and best[1] == max(f for _, f in trials)
