@@ -323,14 +323,8 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
            "`budget_scale=` to `evaluate` for an exact match." if config.get(
                "hurdles", {}).get("progressive") else "."),
         "",
-        "## Run config",
-        "",
-        "```toml",
-        dump_toml(config).rstrip("\n"),
-        "```",
-        "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _config_section(config))
 
 
 def _arch_card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str, Any]],
@@ -407,11 +401,10 @@ def _arch_card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[di
         f"`evo arch latency arch.json --hardware {ev.get('hardware', 'edgetpu')}` prints its "
         "per-layer latency breakdown.",
         "",
-        "## Run config",
-        "",
-        "```toml",
-        dump_toml(config).rstrip("\n"),
-        "```",
-        "",
     ]
-    return "\n".join(text)
+    return "\n".join(text + _config_section(config))
+
+
+def _config_section(config: Mapping[str, Any]) -> list[str]:
+    """The card's last section: the run's complete config."""
+    return ["## Run config", "", "```toml", dump_toml(config).rstrip("\n"), "```", ""]

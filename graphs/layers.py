@@ -101,14 +101,9 @@ class Layer:
     # -- counts ----------------------------------------------------------------------
     @property
     def macs(self) -> int:
-        """Multiply-accumulates (see the module docstring for the conventions)."""
-        if self.kind == "conv":
-            return self.oh * self.ow * self.cout * self.k * self.k * (self.cin // self.groups)
-        if self.kind == "fc":
-            return self.cin * self.cout
-        if self.kind == "se":
-            return 2 * self.cin * self.mid
-        return 0
+        """Multiply-accumulates (see the module docstring for the conventions): each weight
+        is used once per output position of a convolution, once by fc and SE layers."""
+        return self.weights * (self.oh * self.ow if self.kind == "conv" else 1)
 
     @property
     def weights(self) -> int:
