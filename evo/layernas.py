@@ -124,6 +124,7 @@ class LayerNAS(SearchAlgorithm):
         self._fingerprint = fingerprint if callable(fingerprint) else None
         self._fps: dict[Code, str] = {}
         self._canon: dict[Code, Code] = {}  # code -> the code its program encodes to
+        self._decoded: dict[Code, Program] = {}  # programs of the current layer's children
         self.by_fp: dict[str, tuple[float, int]] = {}  # fingerprint -> (fitness, trial id)
         self.scores: dict[Code, tuple[float, int]] = {}  # code -> (fitness, trial id)
         self._saved_scores: list[list] = []  # the same, as state() gives it (kept up to date)
@@ -269,9 +270,18 @@ class LayerNAS(SearchAlgorithm):
         and observations arrive encoded, so children are kept in that form."""
         known = self._canon.get(code)
         if known is None:
-            known = self._canon[code] = self._check_code(
-                self.space.encode(self.space.decode(code)), "encoded code")
+            program = self.space.decode(code)
+            known = self._canon[code] = self._check_code(self.space.encode(program),
+                                                         "encoded code")
+            self._decoded.setdefault(known, program)
         return known
+
+    def _decode(self, code: Code) -> Program:
+        """The program of a code (decoded once per layer)."""
+        program = self._decoded.get(code)
+        if program is None:
+            program = self._decoded[code] = self.space.decode(code)
+        return program
 
     def _score(self, code: Code, value: tuple[float, int]) -> None:
         self.scores[code] = value
@@ -284,7 +294,7 @@ class LayerNAS(SearchAlgorithm):
             return None
         fp = self._fps.get(code)
         if fp is None:
-            fp = self._fps[code] = self._fingerprint(self.space.decode(code))
+            fp = self._fps[code] = self._fingerprint(self._decode(code))
         return fp
 
     def _finish_layer(self) -> None:
@@ -302,6 +312,7 @@ class LayerNAS(SearchAlgorithm):
         # resumed run has already proposed (and still evaluates) some of its children.
         self.layer_start += len(self.children)
         self.layer_codes, self.children = None, []
+        self._decoded.clear()
         self.step += 1
         if self.step == len(self.order):
             self._next_pass()
@@ -357,7 +368,7 @@ class LayerNAS(SearchAlgorithm):
                        == code[:layer] + code[layer + 1:]), None)
         parent_tid = self.scores[parent][1] if parent in self.scores else None
         label = self.space.choices[layer][code[layer]]
-        return Candidate(self.space.decode(code), parent_tid,
+        return Candidate(self._decode(code), parent_tid,
                          f"layernas pass {self.pass_no} layer {layer} = {label}",
                          self.pass_no * len(self.order) + self.step + 1)
 
