@@ -43,21 +43,30 @@ def node_hashes(program: Program) -> list[int | None]:
 
     Hashes are built from op positions in the op set and input positions only, so
     they are stable across processes. Random-draw ops keep their identity (two N(0,1)
-    nodes are two different draws).
+    nodes are two different draws). Cached on the program (and, after a point edit,
+    reused from the parent for the nodes the edit cannot affect).
     """
+    return program.per_node("hashes", lambda known: _node_hashes(program, known))
+
+
+def _node_hashes(program: Program, known: list[int | None] | None) -> list[int | None]:
     n_in = program.n_inputs
     op_pos = _op_positions(program)
-    hashes: list[int | None] = [None] * len(program)
+    types = program.types
+    hashes: list[int | None] = [None] * len(program) if known is None else known
     for i in range(n_in):
         hashes[i] = hash((-1, i))
     draws = 0
     for idx, op, args in program.plan:
-        children = [hashes[a] for a in args]
-        if op.commutative and len({program.types[a] for a in args}) == 1:
-            children.sort()
         if op.kind == "random":
             draws += 1
-            children.append(-1 - draws)  # never -1: CPython has hash(-1) == hash(-2)
+            hashes[idx] = hash((op_pos[op.name], -1 - draws))  # never -1: hash(-1) == hash(-2)
+            continue
+        if known is not None and hashes[idx] is not None:
+            continue
+        children = [hashes[a] for a in args]
+        if op.commutative and len(args) > 1 and len({types[a] for a in args}) == 1:
+            children.sort()
         hashes[idx] = hash((op_pos[op.name], *children))
     return hashes
 
@@ -73,10 +82,7 @@ def _op_positions(program: Program) -> dict[str, int]:
 
 def structural_hash(program: Program) -> int:
     """Equal for programs with the same canonical structure."""
-    cached = program._cache.get("shash")
-    if cached is None:
-        cached = program._cache["shash"] = node_hashes(program)[program.output]
-    return cached
+    return node_hashes(program)[program.output]
 
 
 def canonicalize(program: Program) -> Program:
@@ -147,14 +153,13 @@ class FEC:
         return fp
 
     def _compute(self, program: Program) -> str:
-        from graphs.execute import forward, probe_gradients
+        from graphs.execute import probe_gradients, probe_trace
 
         probe = program.opset.probes()[0]
         h = hashlib.blake2b(digest_size=16)
         h.update(f"{program.opset.name}|{self.mode}|{self.decimals}".encode())
         if self.mode == "output":
-            rng = np.random.default_rng(probe.seed)
-            out = forward(program, probe.feed, probe.net_outputs, rng).output
+            out = probe_trace(program, 0).output
             n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
             _update(h, np.broadcast_to(out, (n, 1)), self.decimals)
             return "o" + h.hexdigest()
@@ -166,8 +171,7 @@ class FEC:
             # No gradient on this probe (only rounding noise): the direction means
             # nothing, so tell such programs apart by their outputs instead.
             h.update(b"no-gradient")
-            rng = np.random.default_rng(probe.seed)
-            out = forward(program, probe.feed, probe.net_outputs, rng).output
+            out = probe_trace(program, 0).output
             n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
             _update(h, np.broadcast_to(out, (n, 1)), DEFAULT_DECIMALS["output"])
             return "t" + h.hexdigest()

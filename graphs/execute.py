@@ -7,7 +7,7 @@ into the network's own backprop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,7 @@ def forward(
     feed: Mapping[str, Any],
     net_outputs: Mapping[tuple[str, str], np.ndarray] | None = None,
     rng: np.random.Generator | None = None,
+    known: Sequence[Any] | None = None,
 ) -> Trace:
     """Evaluate the live nodes of ``program``.
 
@@ -50,8 +51,15 @@ def forward(
         net_outputs: precomputed parameter applications by ``(param, arg)`` name; the
             feed's callable is used for any application not given here.
         rng: source for random-constant ops (a fixed default if omitted).
+        known: values already known by index (None where not), e.g. from a parent
+            program that shares those nodes; they are used instead of recomputing.
     """
-    values: list[Any] = [None] * len(program)
+    with np.errstate(all="ignore"):
+        return Trace(program, _forward(program, feed, net_outputs, rng, known))
+
+
+def _forward(program, feed, net_outputs, rng, known, seed: int = 0) -> list[Any]:
+    values: list[Any] = [None] * len(program) if known is None else list(known)
     ids = program.ids
     for i, inp in enumerate(program.inputs):
         if program.live[i]:
@@ -60,21 +68,22 @@ def forward(
             except KeyError:
                 raise KeyError(f"no value fed for input {inp.name!r}") from None
     outs = net_outputs or {}
-    with np.errstate(all="ignore"):
-        for idx, op, args in program.plan:
-            if op.kind == "compute":
-                values[idx] = op.forward(*[values[a] for a in args])
-            elif op.kind == "apply":
-                key = (ids[args[0]], ids[args[1]])
-                val = outs.get(key)
-                values[idx] = val if val is not None else op.forward(
-                    values[args[0]], values[args[1]]
-                )
-            else:
-                if rng is None:
-                    rng = np.random.default_rng(0)
-                values[idx] = op.forward(rng)
-    return Trace(program, values)
+    for idx, op, args in program.plan:
+        if known is not None and values[idx] is not None:
+            continue
+        kind = op.kind
+        if kind == "compute":
+            values[idx] = op.forward(*[values[a] for a in args])
+        elif kind == "apply":
+            val = outs.get((ids[args[0]], ids[args[1]]))
+            values[idx] = val if val is not None else op.forward(
+                values[args[0]], values[args[1]]
+            )
+        else:
+            if rng is None:  # created on demand: most programs draw nothing
+                rng = np.random.default_rng(seed)
+            values[idx] = op.forward(rng)
+    return values
 
 
 def backward(
@@ -85,31 +94,37 @@ def backward(
     ``seed`` is the cotangent of each output element (default ``1/size``, the batch
     mean); e.g. ``1/B`` when the trace holds several stacked batches of size ``B``.
     """
-    program, values = trace.program, trace.values
+    with np.errstate(all="ignore"):
+        return _backward(trace.program, trace.values, seed)
+
+
+def _backward(program: Program, values: list[Any], seed: float | None
+              ) -> dict[tuple[str, str], np.ndarray]:
     carries, ids = program.carries_gradient, program.ids
     grads: list[Any] = [None] * len(program)
     out = values[program.output]
     scale = 1.0 / np.size(out) if seed is None else seed
     grads[program.output] = np.full(np.shape(out), scale)
     result: dict[tuple[str, str], np.ndarray] = {}
-    with np.errstate(all="ignore"):
-        for idx, op, args in reversed(program.plan):
-            g = grads[idx]
+    missed = False  # a trainable application that no gradient reached
+    for idx, op, args in reversed(program.plan):
+        g = grads[idx]
+        if op.kind == "apply":
             if g is None:
+                missed = missed or carries[idx]
                 continue
-            if op.kind == "apply":
-                key = (ids[args[0]], ids[args[1]])
-                prev = result.get(key)
-                result[key] = g if prev is None else prev + g
-                continue
-            if op.backward is None:
-                continue
-            arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
-            for a, ga, flows in zip(args, arg_grads, op.grad_args):
-                if flows and ga is not None and carries[a]:
-                    prev = grads[a]
-                    grads[a] = ga if prev is None else prev + ga
-    if len(result) < len(program.gradient_calls):  # e.g. every path was cut by None
+            key = (ids[args[0]], ids[args[1]])
+            prev = result.get(key)
+            result[key] = g if prev is None else prev + g
+            continue
+        if g is None or op.backward is None:
+            continue
+        arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
+        for a, ga, flows in zip(args, arg_grads, op.grad_args):
+            if flows and ga is not None and carries[a]:
+                prev = grads[a]
+                grads[a] = ga if prev is None else prev + ga
+    if missed and len(result) < len(program.gradient_calls):  # e.g. cut by None
         for idx, op, args in program.plan:
             key = (ids[args[0]], ids[args[1]]) if op.kind == "apply" else None
             if key in program.gradient_calls and key not in result:
@@ -120,8 +135,24 @@ def backward(
 def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarray]:
     """Gradients of the mean loss on a probe (see :func:`backward`)."""
     with np.errstate(all="ignore"):
-        trace = forward(program, probe.feed, probe.net_outputs, np.random.default_rng(probe.seed))
-        return backward(trace)
+        values = _forward(program, probe.feed, probe.net_outputs, None, None, probe.seed)
+        return _backward(program, values, None)
+
+
+def probe_trace(program: Program, which: int = 0) -> Trace:
+    """The forward pass on the op set's probe number ``which``, cached on the program.
+
+    After a point edit (see :meth:`Program.derive`) only the nodes the edit can
+    affect are recomputed; the rest come from the parent's cached values, so the
+    result is the same as a full pass.
+    """
+    probe = program.opset.probes()[which]
+
+    def compute(known: list[Any] | None) -> list[Any]:
+        with np.errstate(all="ignore"):
+            return _forward(program, probe.feed, probe.net_outputs, None, known, probe.seed)
+
+    return Trace(program, program.per_node(("probe", which), compute))
 
 
 def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], np.ndarray]:
@@ -130,5 +161,7 @@ def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], n
     key = ("probe_grads", which)
     grads = program._cache.get(key)
     if grads is None:
-        grads = program._cache[key] = gradients(program, program.opset.probes()[which])
+        values = probe_trace(program, which).values
+        with np.errstate(all="ignore"):
+            grads = program._cache[key] = _backward(program, values, None)
     return grads

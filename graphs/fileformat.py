@@ -125,9 +125,49 @@ def dumps(program: Program, compact: bool = False) -> str:
     key = "file_text_compact" if compact else "file_text"
     text = program._cache.get(key)  # programs are immutable: serialize once
     if text is None:
-        data = to_dict(program)
-        text = program._cache[key] = _ENCODE(data) if compact else _format(data)
+        text = program._cache[key] = _compact(program) if compact else _format(
+            to_dict(program))
     return text
+
+
+# Compact text is assembled from cached pieces: the head (format, op set, inputs) and
+# one JSON object per node. Search children share their parent's ids and almost all
+# of its nodes, so a run store serializes each new node once, not every whole program.
+_HEADS: dict[tuple, str] = {}
+_NODE_TEXT: dict[int, tuple[tuple[str, ...], dict[tuple, str]]] = {}  # by id(ids)
+
+
+def _compact(program: Program) -> str:
+    """``_ENCODE(to_dict(program))``, the same text, from cached pieces."""
+    ids = program.ids
+    known = _NODE_TEXT.get(id(ids))
+    if known is None or known[0] is not ids or len(known[1]) > 50_000:
+        _check_writable(program)
+        if len(_NODE_TEXT) > 1_000:
+            _NODE_TEXT.clear()
+        known = _NODE_TEXT[id(ids)] = (ids, {})  # holding ids keeps its id from reuse
+    texts = known[1]
+    head_key = (program.opset.name, program.inputs)
+    head = _HEADS.get(head_key)
+    if head is None:
+        whole = _ENCODE(to_dict(program))
+        head = whole[: whole.index('"nodes": [') + len('"nodes": [')]
+        if len(_HEADS) > 1_000:
+            _HEADS.clear()
+        _HEADS[head_key] = head
+    n_in, types = program.n_inputs, program.types
+    parts = []
+    for i, node in enumerate(program.nodes, n_in):
+        key = (i, node, types[i])
+        text = texts.get(key)
+        if text is None:
+            entry: dict[str, Any] = {"id": ids[i], "op": node.op.name,
+                                     "args": [ids[a] for a in node.args], "type": types[i].name}
+            if node.frozen:
+                entry["frozen"] = True
+            text = texts[key] = _ENCODE(entry)
+        parts.append(text)
+    return f'{head}{", ".join(parts)}], "output": {_ENCODE(ids[program.output])}}}'
 
 
 def save(program: Program, path: str | os.PathLike[str]) -> None:

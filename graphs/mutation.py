@@ -126,7 +126,7 @@ class Mutator:
                 parent.types[:idx] + (out,) + parent.types[idx + 1:])
             nodes = list(parent.nodes)
             nodes[idx - n_in] = node
-            child = parent.derive(nodes, types)
+            child = parent.derive(nodes, types, edited=idx)
             # A dead node stays dead whatever it computes, so the child of a valid
             # parent is then valid without re-checking.
             if (parent_valid and not live[idx]) or child.is_valid():

@@ -173,7 +173,7 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
         grads = probe_gradients(program, which) if memo else gradients(program, probe)
         for g in grads.values():
             mag = np.abs(g)
-            if np.any((mag > ZERO_GRADIENT_TOL) & np.isfinite(mag)):
+            if ((mag > ZERO_GRADIENT_TOL) & (mag < np.inf)).any():  # NaN fails both
                 result = True
                 break
         if result:

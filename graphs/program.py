@@ -344,10 +344,16 @@ class Program:
         types: Sequence[ValueType],
         output: int | None = None,
         ids: Sequence[str] | None = None,
+        edited: int | None = None,
     ) -> Program:
         """A program with the same inputs (and ids, unless given) but new ``nodes``
         whose output ``types`` the caller has already inferred. Skips type inference:
-        for generators and mutators, which only ever build type-valid nodes."""
+        for generators and mutators, which only ever build type-valid nodes.
+
+        ``edited`` marks a point edit: only the node at that index differs (same
+        output). Per-node results of this program (probe values, node hashes) are
+        then reused for the child's nodes that the edit cannot affect.
+        """
         child = object.__new__(Program)
         child.opset, child.inputs = self.opset, self.inputs
         child.ids = self.ids if ids is None else self.ids[: self.n_inputs] + tuple(ids)
@@ -356,7 +362,58 @@ class Program:
         child._key, child._cache = None, {}
         if child.types is self.types and "type_groups" in self._cache:
             child._cache["type_groups"] = self._cache["type_groups"]  # depends on types only
+        if edited is not None:
+            reuse = self._cache.get("reuse")
+            if reuse is None:
+                reuse = self._cache["reuse"] = {}
+            # The parent's per-node lists only, never the parent: no ancestor chains.
+            child._cache["edit"] = (edited, reuse)
         return child
+
+    def per_node(self, name: Any, compute: Any) -> list[Any]:
+        """A per-node result list (e.g. probe values), cached under ``name``.
+
+        ``compute(known)`` builds it; ``known`` is None, or (after a point edit, see
+        :meth:`derive`) a list holding the parent's entry for every index that the
+        edit cannot affect and None elsewhere. Random-draw nodes always count as
+        affected, so results that depend on the order of draws stay exact.
+        """
+        reuse = self._cache.get("reuse")
+        if reuse is None:
+            reuse = self._cache["reuse"] = {}
+        result = reuse.get(name)
+        if result is None:
+            known = None
+            edit = self._cache.get("edit")
+            if edit is not None:
+                old = edit[1].get(name)
+                if old is not None:
+                    keep = self._unaffected(edit[0])
+                    known = [v if k else None for v, k in zip(old, keep)]
+            result = reuse[name] = compute(known)
+        return result
+
+    def _unaffected(self, edited: int) -> list[bool]:
+        """For every index, whether it is a live node whose value cannot depend on
+        node ``edited`` (inputs count as affected: they are cheap to redo)."""
+        keep = self._cache.get("unaffected")
+        if keep is None:
+            n_in = len(self.inputs)
+            affected = [False] * len(self)
+            affected[edited] = True
+            keep = [False] * len(self)
+            for idx, op, args in self.plan:
+                if idx == edited or op.kind == "random":
+                    affected[idx] = True
+                    continue
+                for a in args:
+                    if affected[a]:
+                        affected[idx] = True
+                        break
+                else:
+                    keep[idx] = idx >= n_in
+            self._cache["unaffected"] = keep
+        return keep
 
     def replace_node(self, index: int, node: Node) -> Program:
         """A copy with the node at combined ``index`` replaced (same id)."""
