@@ -12,6 +12,10 @@ structurally valid (output type, and a gradient-carrying argument), redrawing on
 prefixes that offer no such choice. Given its prefix the output node is therefore
 distributed exactly as under full rejection; prefixes are weighted slightly
 differently. This makes a fresh program ~50x cheaper.
+
+When every node is drawn (no kept nodes), most prefixes hold no gradient-carrying
+node at all; those are not drawn and rejected but excluded up front, exactly
+(:mod:`graphs.prefix`), which makes such fresh programs another ~3x cheaper.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ from collections.abc import Sequence
 from graphs.errors import ProgramError
 from graphs.library import builtin
 from graphs.op import Op
+from graphs.prefix import prefix_sampler
 from graphs.program import Node, Program
 from graphs.sampling import ChoiceSampler, Pool, as_rng, shared_sampler
 
 MAX_TRIES = 10_000
+# Longest prefix drawn conditioned on a carrying node (the dynamic program's states
+# grow with the cube of its length); longer ones are drawn by rejection.
+MAX_CONDITIONED = 24
 
 
 def fill(
@@ -50,12 +58,22 @@ def fill(
     start = Pool(opset)
     for inp in template.inputs:
         start.add(inp.type, False)  # only applications of a trainable input carry
+    n_nodes = len(template.nodes)
+    # All nodes free, output last: draw the prefix conditioned on a carrying node
+    # (exactly what rejecting prefixes without one gives, see graphs/prefix.py).
+    conditioned = (trains and all(free) and template.output == n_in + n_nodes - 1
+                   and n_nodes - 1 <= MAX_CONDITIONED)
+    if conditioned:
+        prefix = prefix_sampler(sampler, template.inputs)
+        if prefix.p_none(n_nodes - 1, tuple(start.counts)) >= 1.0:
+            conditioned = False  # no prefix can carry: the loop below reports it
     for _ in range(max_tries):
         pool = start.copy()
         flags, by_type, counts, carrying = pool.flags, pool.by_type, pool.counts, pool.carrying
         types = list(template.types[:n_in])
         nodes: list[Node] = []
         ok = True
+        carried = not conditioned
         for k, old in enumerate(template.nodes):
             idx = n_in + k
             if not free[k]:
@@ -66,6 +84,8 @@ def fill(
                     ok = False
                     break
                 node, out = drawn
+            elif not carried:
+                node, out, carried = prefix.draw(pool, rng, n_nodes - 1 - k)
             else:
                 node, out = sample(pool, rng, template.types[idx] if idx in pinned else None)
             nodes.append(node)

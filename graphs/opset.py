@@ -114,11 +114,22 @@ class OpSet:
                 "any path that carries a gradient (paths through e.g. ArgMax carry none)",
                 program.describe(program.output),
             )
-        if numeric and not program.gradient_provably_nonzero:
-            self._check_probe_inputs(program)
-            nonzero = gradient_is_nonzero(program)
-        else:
-            nonzero = True
+        nonzero = True
+        if numeric:
+            # The memo first: in a search most children repeat a known structure.
+            from graphs.equivalence import structural_hash
+
+            # Structural hashes name inputs by position: only standard inputs share it.
+            standard = self._standard_inputs(program.inputs)
+            known = self._nonzero_memo.get(structural_hash(program)) if standard else None
+            if known:
+                pass
+            elif program.gradient_provably_nonzero:
+                if known is None and standard:
+                    self._remember(structural_hash(program), True)
+            else:
+                self._check_probe_inputs(program)
+                nonzero = gradient_is_nonzero(program) if known is None else False
         if not nonzero:
             raise ProgramError(
                 f"the gradient with respect to the outputs of {trainable} is identically "
@@ -127,23 +138,38 @@ class OpSet:
                 program.describe(program.output),
             )
 
+    def _remember(self, key: int, nonzero: bool) -> None:
+        """Memoize whether programs with this structural hash have a gradient."""
+        if len(self._nonzero_memo) > 200_000:
+            self._nonzero_memo.clear()
+        self._nonzero_memo[key] = nonzero
 
-    def _check_probe_inputs(self, program: Program) -> None:
-        """The probes feed the standard inputs only; anything else can't be checked."""
-        inputs = program.inputs
+    def _standard_inputs(self, inputs: tuple[Input, ...]) -> bool:
+        """Whether ``inputs`` are this op set's standard inputs (cached by identity:
+        mutation shares the inputs tuple between parent and child)."""
         if self._checked_inputs.get(id(inputs)) is inputs:
-            return  # mutation shares the inputs tuple between parent and child
+            return True
+        if self._nonstandard(inputs):
+            return False
+        if len(self._checked_inputs) > 1000:
+            self._checked_inputs.clear()
+        self._checked_inputs[id(inputs)] = inputs
+        return True
+
+    def _nonstandard(self, inputs: tuple[Input, ...]) -> list[int]:
         standard = {i.name: i for i in self.inputs}
-        bad = [
+        return [
             i for i, inp in enumerate(inputs)
             if (std := standard.get(inp.name)) is None
             or std.type is not inp.type or std.trainable != inp.trainable
         ]
-        if not bad:
-            if len(self._checked_inputs) > 1000:
-                self._checked_inputs.clear()
-            self._checked_inputs[id(inputs)] = inputs
-        for i in bad:
+
+    def _check_probe_inputs(self, program: Program) -> None:
+        """The probes feed the standard inputs only; anything else can't be checked."""
+        inputs = program.inputs
+        if self._standard_inputs(inputs):
+            return
+        for i in self._nonstandard(inputs):
             if program.live[i]:
                 known = ", ".join(f"{s.name}: {s.type.name}" for s in self.inputs)
                 raise ProgramError(
@@ -179,9 +205,7 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
         if result:
             break
     if memo:
-        if len(opset._nonzero_memo) > 200_000:
-            opset._nonzero_memo.clear()
-        opset._nonzero_memo[key] = result
+        opset._remember(key, result)
     return result
 
 

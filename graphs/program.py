@@ -227,8 +227,11 @@ class Program:
 
     def _compute_carries(self) -> tuple[bool, ...]:
         n_in = len(self.inputs)
-        carries = [False] * len(self)
-        for i, (op, args, _) in enumerate(self.nodes, n_in):
+        known = self._cache.pop("carries_before", None)
+        start = n_in if known is None else len(known)
+        carries = [False] * len(self) if known is None else (
+            list(known) + [False] * (len(self) - start))
+        for i, (op, args, _) in enumerate(self.nodes[start - n_in:], start):
             if op.kind == "apply":
                 carries[i] = args[0] < n_in and self.inputs[args[0]].trainable
             else:
@@ -286,28 +289,26 @@ class Program:
         return self._cached("provable", self._compute_provable)
 
     def _compute_provable(self) -> bool:
-        n_in = len(self.inputs)
-        uses: list[list[tuple[int, int]]] = [[] for _ in range(len(self))]
-        keys: dict[tuple[int, int], int] = {}
+        n_in, inputs, output = len(self.inputs), self.inputs, self.output
+        uses = [0] * len(self)
+        user: list[Any] = [None] * len(self)  # (consumer, position) of the last use
+        apps: dict[tuple[int, ...], int] = {}
         for idx, op, args in self.plan:
             for pos, a in enumerate(args):
-                uses[a].append((idx, pos))
-            if op.kind == "apply":
-                keys[args] = keys.get(args, 0) + 1
-        for idx, op, args in self.plan:
-            if op.kind != "apply" or keys[args] != 1:
+                uses[a] += 1
+                user[a] = (idx, pos)
+            if op.kind == "apply" and args[0] < n_in and inputs[args[0]].trainable:
+                apps[args] = idx if args not in apps else -1  # -1: has a live twin
+        nodes = self.nodes
+        for cur in apps.values():
+            if cur < 0:
                 continue
-            if not (args[0] < n_in and self.inputs[args[0]].trainable):
-                continue
-            cur = idx
-            while cur != self.output:
-                if len(uses[cur]) != 1:
-                    break
-                nxt, pos = uses[cur][0]
-                if not self.nodes[nxt - n_in].op.faithful[pos]:
+            while cur != output and uses[cur] == 1:
+                nxt, pos = user[cur]
+                if not nodes[nxt - n_in].op.faithful[pos]:
                     break
                 cur = nxt
-            else:
+            if cur == output:
                 return True
         return False
 
@@ -368,6 +369,9 @@ class Program:
                 reuse = self._cache["reuse"] = {}
             # The parent's per-node lists only, never the parent: no ancestor chains.
             child._cache["edit"] = (edited, reuse)
+            carries = self._cache.get("carries")
+            if carries is not None:  # unchanged before the edited node
+                child._cache["carries_before"] = carries[:edited]
         return child
 
     def per_node(self, name: Any, compute: Any) -> list[Any]:
