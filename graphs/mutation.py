@@ -128,7 +128,9 @@ class Mutator:
             nodes[idx - n_in] = node
             child = parent.derive(nodes, types, edited=idx)
             # A dead node stays dead whatever it computes, so the child of a valid
-            # parent is then valid without re-checking.
+            # parent is then valid without re-checking, and computes what it does.
+            if not live[idx]:
+                child.shares_function_with(parent)
             if (parent_valid and not live[idx]) or child.is_valid():
                 child._cache["valid"] = True
                 return child, Mutation("point", parent.ids[idx], _describe(parent, idx),

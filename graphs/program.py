@@ -374,6 +374,15 @@ class Program:
                 child._cache["carries_before"] = carries[:edited]
         return child
 
+    def shares_function_with(self, parent: Program) -> None:
+        """Declare that this program differs from ``parent`` only in dead nodes: the
+        live nodes, and so every per-node result, are the same and are shared."""
+        reuse = parent._cache.get("reuse")
+        if reuse is None:
+            reuse = parent._cache["reuse"] = {}
+        self._cache["reuse"] = reuse
+        self._cache.pop("edit", None)
+
     def per_node(self, name: Any, compute: Any) -> list[Any]:
         """A per-node result list (e.g. probe values), cached under ``name``.
 

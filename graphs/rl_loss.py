@@ -135,20 +135,35 @@ def _select_bwd(g, out, x, a):
     return unbroadcast(gx, x.shape), None
 
 
+# The helpers below compute exactly what numpy's mean/std/broadcast_to compute (same
+# operations in the same order, so the same bits) without their Python-level overhead:
+# programs are tiny, so per-call overhead dominates checks, fingerprints and training.
+def _spread(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``g`` broadcast to ``shape``, as a new array."""
+    out = np.empty(shape)
+    out[...] = g
+    return out
+
+
+def _mean(x: np.ndarray, axis: int) -> np.ndarray:
+    return x.sum(axis=axis, keepdims=True) / x.shape[axis]
+
+
 def _onehot_max(x: np.ndarray) -> np.ndarray:
-    return (np.arange(x.shape[1]) == x.argmax(axis=1)[:, None]).astype(float)
+    return np.arange(x.shape[1]) == x.argmax(axis=1)[:, None]
 
 
 def _std_fwd(axis: int):
     def fwd(x: np.ndarray) -> np.ndarray:
-        return x.std(axis=axis, keepdims=True)
+        d = x - _mean(x, axis)
+        return np.sqrt(_mean(d * d, axis))
 
     return fwd
 
 
 def _std_bwd(axis: int):
     def bwd(g, out, x):
-        d = x - x.mean(axis=axis, keepdims=True)
+        d = x - _mean(x, axis)
         n = x.shape[axis]
         safe = np.where(out > 0, out, 1.0)
         return (np.where(out > 0, g * d / (n * safe), 0.0),)
@@ -177,20 +192,26 @@ def _mask_bwd(pick_first):
 
     def bwd(g, out, x, y):
         first = pick_first(x, y)
-        return unbroadcast(g * first, np.shape(x)), unbroadcast(g * ~first, np.shape(y))
+        return unbroadcast(g * first, x.shape), unbroadcast(g * ~first, y.shape)
 
     return bwd
 
 
 def _const(name: str, value: float) -> Op:
+    const = np.full((1, 1), value)
+    const.flags.writeable = False  # shared by every evaluation
     return Op(
-        name, (Signature((), FLOAT),), lambda: np.full((1, 1), value), None,
+        name, (Signature((), FLOAT),), lambda: const, None,
         doc=f"the constant {value}", render=lambda a, t: repr(value), precedence=ATOM,
     )
 
 
+def _div_bwd(g, x, d):
+    return unbroadcast(g / d, x.shape), unbroadcast(-g * x / np.square(d), d.shape)
+
+
 def _batch_mean_bwd(g, out, x):
-    return (np.broadcast_to(g / x.shape[0], x.shape),)
+    return (_spread(g / x.shape[0], x.shape),)
 
 
 # -- the operators ------------------------------------------------------------------------
@@ -210,11 +231,11 @@ OPS = (
        doc="max over actions", render=_over_actions("max"), precedence=PREFIX,
        faithful=(True,)),
     Op("Sum", (_sig(LIST, FLOAT),), lambda x: x.sum(axis=1, keepdims=True),
-       lambda g, out, x: (np.broadcast_to(g, x.shape),),
+       lambda g, out, x: (_spread(g, x.shape),),
        doc="sum over actions", render=_over_actions("sum"), precedence=PREFIX,
        faithful=(True,)),
-    Op("Mean", (_sig(LIST, FLOAT),), lambda x: x.mean(axis=1, keepdims=True),
-       lambda g, out, x: (np.broadcast_to(g / x.shape[1], x.shape),),
+    Op("Mean", (_sig(LIST, FLOAT),), lambda x: _mean(x, 1),
+       lambda g, out, x: (_spread(g / x.shape[1], x.shape),),
        doc="mean over actions", render=_over_actions("mean"), precedence=PREFIX,
        faithful=(True,)),
     Op("Std", (_sig(LIST, FLOAT),), _std_fwd(1), _std_bwd(1),
@@ -283,8 +304,7 @@ OPS = (
        arg_precedence=(POWER + 1,),
        faithful=(True,)),
     Op("Div", _same(), lambda x, y: x / (y + EPS_DIV),
-       lambda g, out, x, y: (unbroadcast(g / (y + EPS_DIV), x.shape),
-                             unbroadcast(-g * x / np.square(y + EPS_DIV), y.shape)),
+       lambda g, out, x, y: _div_bwd(g, x, y + EPS_DIV),
        doc="x / (y + 1e-10); order matters", broadcasts=True, render=_infix("/"),
        precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT + 1),
        faithful=(True, False)),
@@ -297,7 +317,7 @@ OPS = (
        faithful=(True,)),
     Op("Exp", _unary(), _exp, lambda g, out, x: (g * out * (out < EXP_CLIP),),
        doc="clip(exp x, -1e10, 1e10)", render=_call("exp"), precedence=ATOM),
-    Op("MeanBatch", _unary(), lambda x: x.mean(axis=0, keepdims=True), _batch_mean_bwd,
+    Op("MeanBatch", _unary(), lambda x: _mean(x, 0), _batch_mean_bwd,
        doc="mean over the batch", render=_call("mean_batch"), precedence=ATOM, mixes_rows=True,
        faithful=(True,)),
     Op("StdBatch", _unary(), _std_fwd(0), _std_bwd(0),
