@@ -93,6 +93,11 @@ class RunStore:
         # (which it can re-derive after a crash) ride along with the next commit.
         self.defer_commits = False
         self._open_since: float | None = None
+        # Written at commit, in the same transaction: with deferred commits only the
+        # last value of a meta key (e.g. the algorithm state) before a commit matters.
+        self._pending_meta: dict[str, str] = {}
+        self._pending_hits: dict[str, int] = {}  # fec hits by fingerprint
+        self._fec: dict[str, tuple[float, int]] | None = None  # the fec table, once read
         if not readonly:
             try:
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -146,6 +151,9 @@ class RunStore:
         except BaseException:
             self.db.execute("ROLLBACK")
             self._open_since = None
+            self._pending_meta.clear()
+            self._pending_hits.clear()
+            self._fec = None  # may hold rolled-back entries: read it again
             raise
         if not self.defer_commits:
             self.commit()
@@ -153,6 +161,14 @@ class RunStore:
     def commit(self) -> None:
         """Commit the open (deferred) transaction, if any."""
         if self._open_since is not None:
+            if self._pending_meta:
+                self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                                    list(self._pending_meta.items()))
+                self._pending_meta.clear()
+            if self._pending_hits:
+                self.db.executemany("UPDATE fec SET hits = hits + ? WHERE fingerprint = ?",
+                                    [(n, fp) for fp, n in self._pending_hits.items()])
+                self._pending_hits.clear()
             self.db.execute("COMMIT")
             self._open_since = None
 
@@ -164,9 +180,16 @@ class RunStore:
     # -- meta ------------------------------------------------------------------------------
     def _set(self, key: str, value: Any) -> None:
         text = value if isinstance(value, Encoded) else json.dumps(value)
-        self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, text))
+        if self.defer_commits:
+            self._pending_meta[key] = text  # written by commit(), in this transaction
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                            (key, text))
 
     def get(self, key: str, default: Any = None) -> Any:
+        pending = self._pending_meta.get(key)
+        if pending is not None:
+            return json.loads(pending)
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return json.loads(row["value"]) if row else default
 
@@ -203,9 +226,15 @@ class RunStore:
                 self._set("algorithm", algorithm_state(tid) if callable(algorithm_state)
                           else algorithm_state)
             if duplicate_of is not None and fitness is not None:
-                self.db.execute("UPDATE fec SET hits = hits + 1 WHERE fingerprint = ?",
-                                (fingerprint,))
+                self._hit(fingerprint, 1)
         return tid
+
+    def _hit(self, fingerprint: str, n: int) -> None:
+        if self.defer_commits:
+            self._pending_hits[fingerprint] = self._pending_hits.get(fingerprint, 0) + n
+        else:
+            self.db.execute("UPDATE fec SET hits = hits + ? WHERE fingerprint = ?",
+                            (n, fingerprint))
 
     def start(self, trial_id: int, worker: str) -> None:
         with self.transaction():
@@ -224,23 +253,26 @@ class RunStore:
         fitness = float(result.get("fitness", 0.0)) if ok else 0.0
         now = time.time()
         with self.transaction():
-            row = self.db.execute("SELECT status, fingerprint, started_at FROM trials "
-                                  "WHERE id=?", (trial_id,)).fetchone()
-            if row is None or row["status"] in ("done", "failed"):
-                raise StoreError(f"trial {trial_id} is not in flight (status "
-                                 f"{row['status'] if row else 'missing'})")
-            self.db.execute(
+            row = self.db.execute(
                 "UPDATE trials SET status=?, fitness=?, scores=?, hurdle=?, reason=?, "
                 "result=?, level=?, worker=COALESCE(?, worker), finished_at=?, seconds=? "
-                "WHERE id=?",
+                "WHERE id=? AND status NOT IN ('done','failed') RETURNING fingerprint",
                 ("done" if ok else "failed", fitness, json.dumps(result.get("scores", {})),
                  json.dumps(result.get("hurdle")), result.get("reason", ""),
                  json.dumps(result), int(result.get("level", 0)), worker, now,
-                 result.get("seconds"), trial_id))
+                 result.get("seconds"), trial_id)).fetchall()  # all: the statement ends
+            row = row[0] if row else None
+            if row is None:
+                old = self.db.execute("SELECT status FROM trials WHERE id=?",
+                                      (trial_id,)).fetchone()
+                raise StoreError(f"trial {trial_id} is not in flight (status "
+                                 f"{old['status'] if old else 'missing'})")
             if result.get("status") in CACHEABLE:
                 self.db.execute(
                     "INSERT OR IGNORE INTO fec(fingerprint, fitness, trial) VALUES (?,?,?)",
                     (row["fingerprint"], fitness, trial_id))
+                if self._fec is not None:
+                    self._fec.setdefault(row["fingerprint"], (fitness, trial_id))
             cacheable = result.get("status") in CACHEABLE
             if not cacheable:
                 waiting = []
@@ -252,8 +284,7 @@ class RunStore:
                 self.db.executemany(
                     "UPDATE trials SET fitness=?, finished_at=? WHERE id=?",
                     [(fitness, now, i) for i in waiting])
-                self.db.execute("UPDATE fec SET hits = hits + ? WHERE fingerprint = ?",
-                                (len(waiting), row["fingerprint"]))
+                self._hit(row["fingerprint"], len(waiting))
             self._set("algorithm", algorithm_state)
         return waiting
 
@@ -291,9 +322,14 @@ class RunStore:
 
     # -- reads -----------------------------------------------------------------------------
     def fec_lookup(self, fingerprint: str) -> tuple[float, int] | None:
-        row = self.db.execute("SELECT fitness, trial FROM fec WHERE fingerprint=?",
-                              (fingerprint,)).fetchone()
-        return (row["fitness"], row["trial"]) if row else None
+        """The cached (fitness, trial) of an evaluated equivalent program, if any.
+
+        The table is read once and then kept in memory: this store is its only writer.
+        """
+        if self._fec is None:
+            self._fec = {r[0]: (r[1], r[2]) for r in self.db.execute(
+                "SELECT fingerprint, fitness, trial FROM fec")}
+        return self._fec.get(fingerprint)
 
     def in_flight(self) -> list[sqlite3.Row]:
         """Trials proposed or running when the run stopped, in proposal order."""

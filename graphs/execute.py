@@ -54,12 +54,13 @@ def forward(
         known: values already known by index (None where not), e.g. from a parent
             program that shares those nodes; they are used instead of recomputing.
     """
+    values = [None] * len(program) if known is None else list(known)
     with np.errstate(all="ignore"):
-        return Trace(program, _forward(program, feed, net_outputs, rng, known))
+        return Trace(program, _forward(program, feed, net_outputs, rng, values))
 
 
-def _forward(program, feed, net_outputs, rng, known, seed: int = 0) -> list[Any]:
-    values: list[Any] = [None] * len(program) if known is None else list(known)
+def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0) -> list[Any]:
+    """Fill in ``values`` (None where not known yet) for every live index."""
     ids = program.ids
     for i, inp in enumerate(program.inputs):
         if program.live[i]:
@@ -69,7 +70,7 @@ def _forward(program, feed, net_outputs, rng, known, seed: int = 0) -> list[Any]
                 raise KeyError(f"no value fed for input {inp.name!r}") from None
     outs = net_outputs or {}
     for idx, op, args in program.plan:
-        if known is not None and values[idx] is not None:
+        if values[idx] is not None:
             continue
         kind = op.kind
         if kind == "compute":
@@ -135,7 +136,8 @@ def _backward(program: Program, values: list[Any], seed: float | None
 def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarray]:
     """Gradients of the mean loss on a probe (see :func:`backward`)."""
     with np.errstate(all="ignore"):
-        values = _forward(program, probe.feed, probe.net_outputs, None, None, probe.seed)
+        values = _forward(program, probe.feed, probe.net_outputs, None, [None] * len(program),
+                          probe.seed)
         return _backward(program, values, None)
 
 
@@ -150,7 +152,8 @@ def probe_trace(program: Program, which: int = 0) -> Trace:
 
     def compute(known: list[Any] | None) -> list[Any]:
         with np.errstate(all="ignore"):
-            return _forward(program, probe.feed, probe.net_outputs, None, known, probe.seed)
+            values = [None] * len(program) if known is None else known
+            return _forward(program, probe.feed, probe.net_outputs, None, values, probe.seed)
 
     return Trace(program, program.per_node(("probe", which), compute))
 

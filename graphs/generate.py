@@ -55,10 +55,14 @@ def fill(
     trainable = [inp.trainable for inp in template.inputs]
     sample, try_sample = sampler.sample, sampler.try_sample
     positions = opset.type_positions
-    start = Pool(opset)
-    for inp in template.inputs:
-        start.add(inp.type, False)  # only applications of a trainable input carry
     n_nodes = len(template.nodes)
+    # Kept nodes before the first free one are the same in every draw: the pool they
+    # form is built once per template.
+    lead = next((k for k, f in enumerate(free) if f), n_nodes)
+    lead = min(lead, template.output - n_in)
+    start, start_types = template._cached(("fill_start", lead), lambda: _start_pool(
+        template, lead))
+    edited = [n_in + k for k, f in enumerate(free) if f]
     # All nodes free, output last: draw the prefix conditioned on a carrying node
     # (exactly what rejecting prefixes without one gives, see graphs/prefix.py).
     conditioned = (trains and all(free) and template.output == n_in + n_nodes - 1
@@ -70,11 +74,11 @@ def fill(
     for _ in range(max_tries):
         pool = start.copy()
         flags, by_type, counts, carrying = pool.flags, pool.by_type, pool.counts, pool.carrying
-        types = list(template.types[:n_in])
-        nodes: list[Node] = []
+        types = list(start_types)
+        nodes: list[Node] = list(template.nodes[:lead])
         ok = True
         carried = not conditioned
-        for k, old in enumerate(template.nodes):
+        for k, old in enumerate(template.nodes[lead:], lead):
             idx = n_in + k
             if not free[k]:
                 node, out = old, template.types[idx]
@@ -110,7 +114,7 @@ def fill(
             flags.append(carries)
         if not ok:
             continue
-        child = template.derive(nodes, types)
+        child = template.derive(nodes, types, edited=edited)
         if child.is_valid():
             child._cache["valid"] = True
             return child
@@ -118,6 +122,18 @@ def fill(
         f"no valid program found in {max_tries} random draws; check that the allowed "
         "ops can connect the output to the trainable input"
     )
+
+
+def _start_pool(template: Program, lead: int) -> tuple[Pool, tuple]:
+    """The pool of the inputs and the first ``lead`` nodes, and their types."""
+    pool = Pool(template.opset)
+    for inp in template.inputs:
+        pool.add(inp.type, False)  # only applications of a trainable input carry
+    carries = template.carries_gradient
+    n_in = template.n_inputs
+    for i in range(n_in, n_in + lead):
+        pool.add(template.types[i], carries[i])
+    return pool, template.types[: n_in + lead]
 
 
 def random_program(
@@ -136,18 +152,47 @@ def random_program(
     if not isinstance(n_nodes, int) or n_nodes < 1:
         raise ProgramError(f"n_nodes must be a positive integer, got {n_nodes!r}", "n_nodes")
     sampler = sampler or shared_sampler(base.opset, ops)
+    template = _template(base, n_nodes)
+    free = [False] * len(base.nodes) + [True] * n_nodes
+    return fill(template, free, as_rng(seed), sampler)
+
+
+def _template(base: Program, n_nodes: int) -> Program:
+    """``base`` followed by ``n_nodes`` placeholder slots (copies of its last node, the
+    output on the last) that :func:`fill` redraws."""
     n_in, n_base = base.n_inputs, len(base.nodes)
     ids = _unique_ids(base.ids[:n_in], list(base.ids[n_in:]) +
                       [f"n{n_base + k}" for k in range(n_nodes)])
-    # Placeholder slots (copies of the last node) that fill() redraws.
-    template = base.derive(
+    return base.derive(
         base.nodes + (base.nodes[-1],) * n_nodes,
         base.types + (base.types[-1],) * n_nodes,
         output=n_in + n_base + n_nodes - 1,
         ids=ids,
     )
-    free = [False] * n_base + [True] * n_nodes
-    return fill(template, free, as_rng(seed), sampler)
+
+
+_TEMPLATES: dict[tuple[str, int], Program] = {}
+
+
+def _builtin_template(name: str, n_nodes: int) -> Program:
+    """A built-in followed by placeholder slots, built once: its probe values and
+    node hashes are computed once, and every program drawn from it reuses those of
+    the built-in's nodes (and shares its ids)."""
+    key = (name.lower(), n_nodes)
+    template = _TEMPLATES.get(key)
+    if template is None:
+        template = _template(builtin(name), n_nodes)
+        if template.opset.trains:
+            from graphs.equivalence import node_hashes
+            from graphs.execute import probe_trace
+
+            node_hashes(template)
+            for which in range(len(template.opset.probes())):
+                probe_trace(template, which)
+        if len(_TEMPLATES) > 1000:
+            _TEMPLATES.clear()
+        _TEMPLATES[key] = template
+    return template
 
 
 def _unique_ids(input_names: Sequence[str], ids: list[str]) -> list[str]:
@@ -169,8 +214,15 @@ def seeded_program(
 ) -> Program:
     """The paper's initial population member: a built-in (DQN by default, not
     frozen) followed by ``extra_nodes`` random nodes, with the output on the last."""
-    program = builtin(base) if isinstance(base, str) else base
-    return random_program(program, extra_nodes, seed, ops)
+    if not isinstance(base, str):
+        return random_program(base, extra_nodes, seed, ops)
+    if not isinstance(extra_nodes, int) or extra_nodes < 1:
+        raise ProgramError(f"n_nodes must be a positive integer, got {extra_nodes!r}",
+                           "n_nodes")
+    template = _builtin_template(base, extra_nodes)
+    n_base = len(template.nodes) - extra_nodes
+    free = [False] * n_base + [True] * extra_nodes
+    return fill(template, free, as_rng(seed), shared_sampler(template.opset, ops))
 
 
 def from_scratch(
@@ -179,7 +231,7 @@ def from_scratch(
     ops: Sequence[Op | str] | None = None,
 ) -> Program:
     """The from-scratch setting: the four frozen skeleton nodes plus ``free_nodes``."""
-    return random_program(builtin("skeleton"), free_nodes, seed, ops)
+    return seeded_program("skeleton", free_nodes, seed, ops)
 
 
 def resample_free_nodes(

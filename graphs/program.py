@@ -192,7 +192,10 @@ class Program:
     @property
     def live(self) -> tuple[bool, ...]:
         """For every index, whether the output depends on it."""
-        return self._cached("live", self._compute_live)
+        value = self._cache.get("live")  # inlined _cached: hot in mutation
+        if value is None:
+            value = self._cache["live"] = self._compute_live()
+        return value
 
     def _compute_live(self) -> tuple[bool, ...]:
         live = [False] * len(self)
@@ -207,7 +210,10 @@ class Program:
     @property
     def plan(self) -> tuple[tuple[int, Op, tuple[int, ...]], ...]:
         """The live operator nodes, in execution order, as ``(index, op, args)``."""
-        return self._cached("plan", self._compute_plan)
+        value = self._cache.get("plan")  # inlined _cached: hot in mutation
+        if value is None:
+            value = self._cache["plan"] = self._compute_plan()
+        return value
 
     def _compute_plan(self) -> tuple[tuple[int, Op, tuple[int, ...]], ...]:
         n_in = len(self.inputs)
@@ -223,7 +229,10 @@ class Program:
         This is the structural half of the differentiability check: a path through an
         op argument that carries no gradient (e.g. ArgMax) does not count.
         """
-        return self._cached("carries", self._compute_carries)
+        value = self._cache.get("carries")  # inlined _cached: hot in mutation
+        if value is None:
+            value = self._cache["carries"] = self._compute_carries()
+        return value
 
     def _compute_carries(self) -> tuple[bool, ...]:
         n_in = len(self.inputs)
@@ -286,7 +295,10 @@ class Program:
         Otherwise (several paths could cancel, or a step could annihilate) the
         numeric check decides.
         """
-        return self._cached("provable", self._compute_provable)
+        value = self._cache.get("provable")  # inlined _cached: hot in mutation
+        if value is None:
+            value = self._cache["provable"] = self._compute_provable()
+        return value
 
     def _compute_provable(self) -> bool:
         n_in, inputs, output = len(self.inputs), self.inputs, self.output
@@ -345,15 +357,16 @@ class Program:
         types: Sequence[ValueType],
         output: int | None = None,
         ids: Sequence[str] | None = None,
-        edited: int | None = None,
+        edited: int | Sequence[int] | None = None,
     ) -> Program:
         """A program with the same inputs (and ids, unless given) but new ``nodes``
         whose output ``types`` the caller has already inferred. Skips type inference:
         for generators and mutators, which only ever build type-valid nodes.
 
-        ``edited`` marks a point edit: only the node at that index differs (same
-        output). Per-node results of this program (probe values, node hashes) are
-        then reused for the child's nodes that the edit cannot affect.
+        ``edited`` marks an edit: only the node(s) at that index (or those indices)
+        differ, and the output is the same. Per-node results of this program (probe
+        values, node hashes) are then reused for the child's nodes that the edit
+        cannot affect.
         """
         child = object.__new__(Program)
         child.opset, child.inputs = self.opset, self.inputs
@@ -370,8 +383,9 @@ class Program:
             # The parent's per-node lists only, never the parent: no ancestor chains.
             child._cache["edit"] = (edited, reuse)
             carries = self._cache.get("carries")
-            if carries is not None:  # unchanged before the edited node
-                child._cache["carries_before"] = carries[:edited]
+            if carries is not None:  # unchanged before the first edited node
+                first = edited if isinstance(edited, int) else min(edited, default=len(self))
+                child._cache["carries_before"] = carries[:first]
         return child
 
     def shares_function_with(self, parent: Program) -> None:
@@ -406,17 +420,18 @@ class Program:
             result = reuse[name] = compute(known)
         return result
 
-    def _unaffected(self, edited: int) -> list[bool]:
+    def _unaffected(self, edited: int | Sequence[int]) -> list[bool]:
         """For every index, whether it is a live node whose value cannot depend on
-        node ``edited`` (inputs count as affected: they are cheap to redo)."""
+        the ``edited`` node(s) (inputs count as affected: they are cheap to redo)."""
         keep = self._cache.get("unaffected")
         if keep is None:
             n_in = len(self.inputs)
             affected = [False] * len(self)
-            affected[edited] = True
+            for e in (edited,) if isinstance(edited, int) else edited:
+                affected[e] = True
             keep = [False] * len(self)
             for idx, op, args in self.plan:
-                if idx == edited or op.kind == "random":
+                if affected[idx] or op.kind == "random":
                     affected[idx] = True
                     continue
                 for a in args:

@@ -175,6 +175,42 @@ def test_a_rolled_back_transaction_leaves_no_trace(tmp_path):
     assert add(store) == 1  # and the store keeps working
 
 
+def test_deferred_commits_write_the_last_state_and_the_hits_at_commit(tmp_path):
+    """With deferred commits (the search loop), the algorithm state and the cache hits
+    are written once, at commit, in the same transaction as the trials."""
+    store = new_store(tmp_path)
+    store.defer_commits = True
+    tid = add(store, state={"step": 1})
+    store.start(tid, "local")
+    store.finish(tid, {"status": "ok", "fitness": 2.0}, {"step": 2})
+    store.commit()
+    for step in (3, 4):
+        add(store, duplicate_of=tid, fitness=2.0, state={"step": step})
+    assert store.get("algorithm") == {"step": 4}  # this connection sees its own writes
+    reader = RunStore.open(store.path, readonly=True)
+    assert reader.get("algorithm") == {"step": 2}  # others see the last commit
+    assert reader.finished() == 1
+    store.commit()
+    assert reader.get("algorithm") == {"step": 4}
+    assert reader.finished() == 3
+    hits = reader.db.execute("SELECT hits FROM fec WHERE fingerprint=?", (FP(DQN),)).fetchone()
+    assert hits[0] == 2
+    assert reader.fec_lookup(FP(DQN)) == (2.0, tid)
+
+    def explode(tid):
+        raise RuntimeError("algorithm state failed")
+
+    add(store, duplicate_of=tid, fitness=2.0, state={"step": 5})
+    with pytest.raises(RuntimeError):
+        add(store, state=explode)
+    store.commit()  # the rollback dropped the pending state and hits with it
+    assert reader.get("algorithm") == {"step": 4}
+    assert reader.finished() == 3
+    assert store.fec_lookup(FP(DQN)) == (2.0, tid)  # re-read after the rollback
+    reader.close()
+    store.close()
+
+
 def test_concurrent_reader_while_a_writer_commits(tmp_path):
     path = tmp_path / "run.evo"
     new_store(tmp_path).close()
