@@ -65,8 +65,14 @@ CREATE TABLE IF NOT EXISTS fec (
     fitness REAL NOT NULL,
     trial INTEGER NOT NULL,
     hits INTEGER NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 """
+
+
+# An upsert updates the row in place; INSERT OR REPLACE would delete and re-insert it,
+# writing the key index too (one more page in every commit).
+_SET_META = ("INSERT INTO meta(key, value) VALUES (?, ?) "
+             "ON CONFLICT(key) DO UPDATE SET value = excluded.value")
 
 
 class Encoded(str):
@@ -162,8 +168,7 @@ class RunStore:
         """Commit the open (deferred) transaction, if any."""
         if self._open_since is not None:
             if self._pending_meta:
-                self.db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                                    list(self._pending_meta.items()))
+                self.db.executemany(_SET_META, list(self._pending_meta.items()))
                 self._pending_meta.clear()
             if self._pending_hits:
                 self.db.executemany("UPDATE fec SET hits = hits + ? WHERE fingerprint = ?",
@@ -183,8 +188,7 @@ class RunStore:
         if self.defer_commits:
             self._pending_meta[key] = text  # written by commit(), in this transaction
         else:
-            self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                            (key, text))
+            self.db.execute(_SET_META, (key, text))
 
     def get(self, key: str, default: Any = None) -> Any:
         pending = self._pending_meta.get(key)

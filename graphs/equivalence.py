@@ -153,42 +153,50 @@ class FEC:
         return fp
 
     def _compute(self, program: Program) -> str:
-        from graphs.execute import probe_gradients, probe_trace
+        with np.errstate(all="ignore"):  # once for the whole digest
+            return self._digest(program)
+
+    def _digest(self, program: Program) -> str:
+        from graphs.execute import _probe_gradients, _probe_values
 
         probe = program.opset.probes()[0]
         h = hashlib.blake2b(digest_size=16)
         h.update(f"{program.opset.name}|{self.mode}|{self.decimals}".encode())
         if self.mode == "output":
-            out = probe_trace(program, 0).output
+            out = _probe_values(program, 0)[program.output]
             n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
-            _update(h, np.broadcast_to(out, (n, 1)), self.decimals)
+            _update(h, _rounded(np.broadcast_to(out, (n, 1)), self.decimals))
             return "o" + h.hexdigest()
-        grads = probe_gradients(program, 0)
+        grads = _probe_gradients(program, 0)
         keys = sorted(grads)
-        with np.errstate(all="ignore"):
-            norm = float(np.sqrt(sum(float(np.sum(np.square(grads[k]))) for k in keys)))
+        norm = float(np.sqrt(sum(float(np.square(grads[k]).sum()) for k in keys)))
         if not norm > ZERO_GRADIENT_TOL:
             # No gradient on this probe (only rounding noise): the direction means
             # nothing, so tell such programs apart by their outputs instead.
             h.update(b"no-gradient")
-            out = probe_trace(program, 0).output
+            out = _probe_values(program, 0)[program.output]
             n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
-            _update(h, np.broadcast_to(out, (n, 1)), DEFAULT_DECIMALS["output"])
+            _update(h, _rounded(np.broadcast_to(out, (n, 1)), DEFAULT_DECIMALS["output"]))
             return "t" + h.hexdigest()
         scale = norm if np.isfinite(norm) else 1.0
         for k in keys:
-            g = grads[k] / scale
-            if not np.any(np.round(g, self.decimals)):
+            r = _rounded(grads[k] / scale, self.decimals)
+            if not r.any():
                 continue  # an all-zero block is the same as no gradient there
             h.update(repr(k).encode())
-            _update(h, g, self.decimals)
+            _update(h, r)
         return "t" + h.hexdigest()
 
 
-def _update(h: hashlib._Hash, values: np.ndarray, decimals: int) -> None:
-    with np.errstate(all="ignore"):
-        r = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0  # -0.0 -> 0.0
-    r = np.where(np.isnan(r), np.nan, r)  # one NaN bit pattern
+def _rounded(values: np.ndarray, decimals: int) -> np.ndarray:
+    """Rounded, with -0.0 as 0.0 and one NaN bit pattern (the caller ignores numpy's
+    floating-point warnings)."""
+    r = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
+    nan = np.isnan(r)
+    return np.where(nan, np.nan, r) if nan.any() else r
+
+
+def _update(h: hashlib._Hash, r: np.ndarray) -> None:
     h.update(str(r.shape).encode())
     h.update(np.ascontiguousarray(r).tobytes())
 

@@ -148,23 +148,35 @@ def probe_trace(program: Program, which: int = 0) -> Trace:
     affect are recomputed; the rest come from the parent's cached values, so the
     result is the same as a full pass.
     """
-    probe = program.opset.probes()[which]
-
-    def compute(known: list[Any] | None) -> list[Any]:
-        with np.errstate(all="ignore"):
-            values = [None] * len(program) if known is None else known
-            return _forward(program, probe.feed, probe.net_outputs, None, values, probe.seed)
-
-    return Trace(program, program.per_node(("probe", which), compute))
+    with np.errstate(all="ignore"):
+        return Trace(program, _probe_values(program, which))
 
 
 def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], np.ndarray]:
     """Gradients on the op set's probe number ``which``, cached on the program (the
     validity check and the training-mode fingerprint both need them)."""
+    grads = program._cache.get(("probe_grads", which))
+    if grads is None:
+        with np.errstate(all="ignore"):
+            grads = _probe_gradients(program, which)
+    return grads
+
+
+# The two below leave numpy's error state to the caller (entering np.errstate costs
+# more than a small op): callers that run several passes enter it once.
+def _probe_values(program: Program, which: int) -> list[Any]:
+    probe = program.opset.probes()[which]
+
+    def compute(known: list[Any] | None) -> list[Any]:
+        values = [None] * len(program) if known is None else known
+        return _forward(program, probe.feed, probe.net_outputs, None, values, probe.seed)
+
+    return program.per_node(("probe", which), compute)
+
+
+def _probe_gradients(program: Program, which: int) -> dict[tuple[str, str], np.ndarray]:
     key = ("probe_grads", which)
     grads = program._cache.get(key)
     if grads is None:
-        values = probe_trace(program, which).values
-        with np.errstate(all="ignore"):
-            grads = program._cache[key] = _backward(program, values, None)
+        grads = program._cache[key] = _backward(program, _probe_values(program, which), None)
     return grads

@@ -187,7 +187,7 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
     ``memo=False`` recomputes everything from scratch.
     """
     from graphs.equivalence import structural_hash
-    from graphs.execute import gradients, probe_gradients
+    from graphs.execute import _probe_gradients, gradients
 
     opset = program.opset
     key = structural_hash(program) if memo else None
@@ -195,15 +195,16 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
     if known is not None:
         return known
     result = False
-    for which, probe in enumerate(opset.probes()):
-        grads = probe_gradients(program, which) if memo else gradients(program, probe)
-        for g in grads.values():
-            mag = np.abs(g)
-            if ((mag > ZERO_GRADIENT_TOL) & (mag < np.inf)).any():  # NaN fails both
-                result = True
+    with np.errstate(all="ignore"):
+        for which, probe in enumerate(opset.probes()):
+            grads = _probe_gradients(program, which) if memo else gradients(program, probe)
+            for g in grads.values():
+                mag = np.abs(g)
+                if ((mag > ZERO_GRADIENT_TOL) & (mag < np.inf)).any():  # NaN fails both
+                    result = True
+                    break
+            if result:
                 break
-        if result:
-            break
     if memo:
         opset._remember(key, result)
     return result
