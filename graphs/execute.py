@@ -74,7 +74,10 @@ def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0) 
             continue
         kind = op.kind
         if kind == "compute":
-            values[idx] = op.forward(*[values[a] for a in args])
+            if len(args) == 2:
+                values[idx] = op.forward(values[args[0]], values[args[1]])
+            else:
+                values[idx] = op.forward(*[values[a] for a in args])
         elif kind == "apply":
             val = outs.get((ids[args[0]], ids[args[1]]))
             values[idx] = val if val is not None else op.forward(
@@ -103,24 +106,28 @@ def _backward(program: Program, values: list[Any], seed: float | None
               ) -> dict[tuple[str, str], np.ndarray]:
     carries, ids = program.carries_gradient, program.ids
     grads: list[Any] = [None] * len(program)
-    out = values[program.output]
-    scale = 1.0 / np.size(out) if seed is None else seed
-    grads[program.output] = np.full(np.shape(out), scale)
+    out = np.asarray(values[program.output])
+    scale = 1.0 / out.size if seed is None else seed
+    grads[program.output] = np.full(out.shape, scale)
     result: dict[tuple[str, str], np.ndarray] = {}
     missed = False  # a trainable application that no gradient reached
     for idx, op, args in reversed(program.plan):
         g = grads[idx]
-        if op.kind == "apply":
-            if g is None:
+        if g is None:
+            if op.kind == "apply":
                 missed = missed or carries[idx]
-                continue
+            continue
+        if op.kind == "apply":
             key = (ids[args[0]], ids[args[1]])
             prev = result.get(key)
             result[key] = g if prev is None else prev + g
             continue
-        if g is None or op.backward is None:
+        if op.backward is None:
             continue
-        arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
+        if len(args) == 2:
+            arg_grads = op.backward(g, values[idx], values[args[0]], values[args[1]])
+        else:
+            arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
         for a, ga, flows in zip(args, arg_grads, op.grad_args):
             if flows and ga is not None and carries[a]:
                 prev = grads[a]

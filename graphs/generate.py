@@ -89,7 +89,11 @@ def fill(
                     break
                 node, out = drawn
             elif not carried:
-                node, out, carried = prefix.draw(pool, rng, n_nodes - 1 - k)
+                drawn_prefix = prefix.draw(pool, rng, n_nodes - 1 - k)
+                if drawn_prefix is None:  # only through rounding: start over
+                    ok = False
+                    break
+                node, out, carried = drawn_prefix
             else:
                 node, out = sample(pool, rng, template.types[idx] if idx in pinned else None)
             nodes.append(node)
