@@ -152,7 +152,7 @@ def main() -> None:
     local, remote = results["local"], results["ray"]
     summary = {
         "ray_overhead_ms_per_task": remote["ms_per_task"] - local["ms_per_task"],
-        "ray_over_local_ms_per_task": remote["ms_per_task"] / local["ms_per_task"],
+        "ray_to_local_ms_per_task_ratio": remote["ms_per_task"] / local["ms_per_task"],
         "ray_round_trip_overhead_ms": remote["round_trip_ms"] - local["round_trip_ms"],
     }
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -174,7 +174,7 @@ def main() -> None:
     print(f"ray:        {remote['tasks_per_s']:.0f} tasks/s, {remote['ms_per_task']:.3f} ms/task, "
           f"round trip {remote['round_trip_ms']:.2f} ms (connect {remote['connect_s']:.2f} s)")
     print(f"Ray overhead: {summary['ray_overhead_ms_per_task']:+.3f} ms/task "
-          f"({summary['ray_over_local_ms_per_task']:.1f}x the local pool); wrote {args.out}")
+          f"({summary['ray_to_local_ms_per_task_ratio']:.1f}x the local pool); wrote {args.out}")
 
 
 if __name__ == "__main__":
