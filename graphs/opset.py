@@ -114,29 +114,33 @@ class OpSet:
                 "any path that carries a gradient (paths through e.g. ArgMax carry none)",
                 program.describe(program.output),
             )
-        nonzero = True
-        if numeric:
-            # The memo first: in a search most children repeat a known structure.
-            from graphs.equivalence import structural_hash
-
-            # Structural hashes name inputs by position: only standard inputs share it.
-            standard = self._standard_inputs(program.inputs)
-            known = self._nonzero_memo.get(structural_hash(program)) if standard else None
-            if known:
-                pass
-            elif program.gradient_provably_nonzero:
-                if known is None and standard:
-                    self._remember(structural_hash(program), True)
-            else:
-                self._check_probe_inputs(program)
-                nonzero = gradient_is_nonzero(program) if known is None else False
-        if not nonzero:
+        if numeric and not self._has_gradient(program):
             raise ProgramError(
                 f"the gradient with respect to the outputs of {trainable} is identically "
                 "zero (or NaN) on the probe inputs, so training with this loss changes "
                 "nothing",
                 program.describe(program.output),
             )
+
+    def _has_gradient(self, program: Program) -> bool:
+        """The numeric half of the check: the memo first (in a search most children
+        repeat a known structure), then the cheap proof, then the probes."""
+        from graphs.equivalence import structural_hash
+
+        # Structural hashes name inputs by position: only standard inputs share them.
+        standard = self._standard_inputs(program.inputs)
+        key = structural_hash(program) if standard else None
+        known = self._nonzero_memo.get(key) if standard else None
+        if known:
+            return True
+        if program.gradient_provably_nonzero:
+            if known is None and standard:
+                self._remember(key, True)
+            return True
+        if known is False:
+            return False
+        self._check_probe_inputs(program)
+        return gradient_is_nonzero(program)
 
     def _remember(self, key: int, nonzero: bool) -> None:
         """Memoize whether programs with this structural hash have a gradient."""

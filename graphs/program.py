@@ -400,7 +400,7 @@ class Program:
     def per_node(self, name: Any, compute: Any) -> list[Any]:
         """A per-node result list (e.g. probe values), cached under ``name``.
 
-        ``compute(known)`` builds it; ``known`` is None, or (after a point edit, see
+        ``compute(known)`` builds it; ``known`` is None, or (after an edit, see
         :meth:`derive`) a list holding the parent's entry for every index that the
         edit cannot affect and None elsewhere. Random-draw nodes always count as
         affected, so results that depend on the order of draws stay exact.
