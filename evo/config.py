@@ -16,7 +16,8 @@ A config has these sections (every key optional; defaults are the paper's settin
     [layernas]       buckets, target, cost, base, passes, order, dedupe   (algorithm = "layernas")
     [pareto]         survival                              (algorithm = "pareto")
     [hurdles]        progressive, increments, batch   (Progressive Dynamic Hurdles)
-    [workers]        backend, workers, address, task_timeout, memory_limit_mb, retries
+    [workers]        backend, workers, address, task_timeout, memory_limit_mb, retries,
+                     threads_per_worker
 
 An unknown section or key, or a bad value, raises :class:`~evo.errors.ConfigError`
 whose message names the key path (``search.population_size``) and the allowed keys,
@@ -156,6 +157,9 @@ class WorkersSection:
     task_timeout: float | None = None
     memory_limit_mb: int | None = None
     retries: int = 1
+    # BLAS/OpenMP threads per evaluation process: 1 keeps one worker per core from
+    # oversubscribing the CPU; raise it for fewer, larger evaluations.
+    threads_per_worker: int = 1
 
 
 @dataclass(frozen=True)
@@ -493,6 +497,7 @@ _WORKERS: dict[str, Check] = {
     "task_timeout": _real(0.0, open_lo=True),
     "memory_limit_mb": _int(64),
     "retries": _int(0, 100),
+    "threads_per_worker": _int(1, 1024),
 }
 
 
