@@ -168,7 +168,22 @@ def _eval_evaluator(args: argparse.Namespace):
     return make_evaluator(config.replace(**changes) if changes else config)
 
 
+def _eval_threads(args: argparse.Namespace) -> int:
+    """BLAS/OpenMP threads for `evo eval`: --threads, else the config's
+    ``[workers] threads_per_worker``, else 1."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads {args.threads}: must be a positive integer")
+        return args.threads
+    if args.config is not None or args.preset is not None:
+        return _load_run_config(args.config, args.preset).workers.threads_per_worker
+    return 1
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from evo.workers import limit_threads
+
+    limit_threads(_eval_threads(args))  # as a search's worker would run it
     program = resolve_program(args.program)
     program.check()
     evaluator = _eval_evaluator(args)
@@ -388,6 +403,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--hurdle", default=None, metavar="ENV[:THRESHOLD]",
                     help="run ENV first and stop below THRESHOLD (default 0.6); default none")
     ev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+    ev.add_argument("--threads", type=int, default=None, metavar="N",
+                    help="BLAS/OpenMP threads (default: the config's "
+                         "workers.threads_per_worker, or 1)")
     ev.set_defaults(func=_cmd_eval)
 
     def backend_flags(p: argparse.ArgumentParser) -> None:

@@ -16,6 +16,10 @@ Failures behave as with :class:`~evo.workers.LocalPool`:
 * a task that runs longer than ``task_timeout`` is cancelled (its worker process is
   killed) and recorded as ``"timeout"``.
 
+Each task caps its worker's BLAS/OpenMP (and XLA) threads at ``threads`` (see
+:func:`evo.workers.limit_threads`) and reserves as many CPUs, so Ray's one task per
+CPU never oversubscribes a node.
+
 Every node needs the same evo (and Ray and Python) version as the driver: tasks and
 the evaluator travel between them as pickles that refer to evo's modules.
 """
@@ -41,12 +45,15 @@ _START_HINT = ("start one with `ray start --head --port=6379` (and `ray start "
                "--address=HEAD:6379` on the other nodes), or use --backend local")
 
 
-def run_task(evaluate: Callable[[Any], Any], task: Task) -> tuple[dict[str, Any], str, int]:
-    """The Ray task: evaluate ``task`` on a worker (its process title is ``ray::run_task``).
+def run_task(evaluate: Callable[[Any], Any], task: Task,
+             threads: int = 1) -> tuple[dict[str, Any], str, int]:
+    """The Ray task: evaluate ``task`` on a worker (its process title is ``ray::run_task``)
+    with at most ``threads`` BLAS/OpenMP threads.
 
     Returns the evaluation (exceptions already turned into ``"error"`` results by
     :func:`evo.workers.run_task`), a worker label ``ray:<node ip>:<pid>`` and the
     attempt number (0 on the first try, n after n retries by Ray)."""
+    _workers.limit_threads(threads)
     result = _workers.run_task(evaluate, task)
     try:
         node = ray.util.get_node_ip_address()
@@ -130,15 +137,19 @@ class RayBackend(Backend):
         retries: how often Ray re-issues a task whose worker process died before the
             task is recorded as failed. Exceptions inside the evaluation are never
             retried: they are the candidate's result.
-        num_cpus_per_task: CPUs Ray reserves per evaluation; the backend's capacity
-            is the cluster's CPUs divided by this.
+        num_cpus_per_task: CPUs Ray reserves per evaluation (default: ``threads``);
+            the backend's capacity is the cluster's CPUs divided by this.
+        threads: BLAS/OpenMP threads per evaluation (``[workers] threads_per_worker``).
     """
 
     name = "ray"
 
     def __init__(self, evaluate: Callable[[Any], Any], address: str = "auto",
                  task_timeout: float | None = None, retries: int = 2,
-                 num_cpus_per_task: float = 1.0) -> None:
+                 num_cpus_per_task: float | None = None, threads: int = 1) -> None:
+        _workers.thread_env(threads)  # validates
+        if num_cpus_per_task is None:
+            num_cpus_per_task = float(threads)
         if not isinstance(address, str) or not address:
             raise ConfigError(f"address = {address!r}: must be \"auto\" or \"HOST:PORT\" of "
                               "a Ray cluster's head node")
@@ -153,6 +164,7 @@ class RayBackend(Backend):
         self.task_timeout = task_timeout
         self.retries = retries
         self.num_cpus_per_task = float(num_cpus_per_task)
+        self.threads = threads
         global _open_backends, _we_connected
         if not ray.is_initialized():  # else: use the connection the process already has
             _check_reachable(address)
@@ -208,7 +220,7 @@ class RayBackend(Backend):
         if self._closed:
             raise RuntimeError("this RayBackend is closed")
         task.attempts += 1
-        ref = self._remote.remote(self._evaluate, task)
+        ref = self._remote.remote(self._evaluate, task, self.threads)
         self._refs[ref] = (task, time.monotonic())
 
     def poll(self, timeout: float) -> list[Outcome]:

@@ -136,7 +136,8 @@ def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
     w = config.workers
 
     def local() -> Backend:
-        return LocalPool(evaluate, w.workers, w.task_timeout, w.memory_limit_mb, w.retries)
+        return LocalPool(evaluate, w.workers, w.task_timeout, w.memory_limit_mb, w.retries,
+                         threads=w.threads_per_worker)
 
     if w.backend != "ray":
         return local
@@ -144,11 +145,11 @@ def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
         from evo.ray_backend import RayBackend
     except ImportError as err:
         raise ConfigError(f"workers.backend = \"ray\" needs Ray ({err}); install it with "
-                          "`pip install 'ray>=2.40'`, or use --backend local") from None
+                          "`pip install 'evo-search[ray]'`, or use --backend local") from None
 
     def ray() -> Backend:
         return RayBackend(evaluate, w.address or "auto", task_timeout=w.task_timeout,
-                          retries=w.retries)
+                          retries=w.retries, threads=w.threads_per_worker)
 
     return ray
 

@@ -6,16 +6,27 @@ exception, a per-candidate timeout, a memory blow-up or a dying worker process
 (e.g. a segfault) all come back as an outcome with ``status`` ``"error"`` or
 ``"timeout"`` and a reason. A worker that dies is replaced, and its task is
 retried ``retries`` times before it is recorded as failed.
+
+Every evaluation process caps its BLAS and OpenMP thread pools (and XLA's, if JAX is
+imported there) at ``threads`` (``[workers] threads_per_worker``, default 1), so that
+one worker per core never oversubscribes the CPU: see :func:`limit_threads`.
+
+An evaluator returns a dict (``status``, ``fitness``, ...), an object with
+``to_dict()``, or a plain number (the fitness). :func:`normalize_result` turns each
+into a result dict; a fitness that is not a finite number makes a failed trial
+(status ``"error"``) with a reason, never a stored NaN.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import signal
 import time
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +54,86 @@ class Outcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# -- threads ---------------------------------------------------------------------------------
+# Read by OpenBLAS, OpenMP (GNU/LLVM/Intel), MKL, BLIS, Accelerate and numexpr when they load.
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+# XLA's CPU backend (JAX) runs one Eigen thread pool per process: single-threaded with these.
+XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+
+
+def thread_env(threads: int, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment variables that cap BLAS/OpenMP threads at ``threads`` (and, for one
+    thread, XLA's), merged into ``environ``'s ``XLA_FLAGS``; for a child process's env."""
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads_per_worker = {threads!r}: must be a positive integer")
+    env = dict.fromkeys(THREAD_VARS, str(threads))
+    if threads == 1:
+        flags = (os.environ if environ is None else environ).get("XLA_FLAGS", "").split()
+        flags += [f for f in XLA_ONE_THREAD if f not in flags]
+        env["XLA_FLAGS"] = " ".join(flags)
+    return env
+
+
+def limit_threads(threads: int = 1) -> None:
+    """Cap this process's BLAS and OpenMP thread pools at ``threads``.
+
+    Sets the variables of :func:`thread_env` (for libraries that load later, JAX's XLA
+    included, and for child processes) and, through ``threadpoolctl``, the pools of
+    the libraries already loaded (numpy's OpenBLAS in a forked worker)."""
+    os.environ.update(thread_env(threads))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a declared dependency; the variables still help
+        pass
+    else:
+        threadpool_limits(limits=threads)
+
+
+# -- results ---------------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def normalize_result(result: Any) -> dict[str, Any]:
+    """An evaluator's return value as a result dict.
+
+    A plain number is the fitness of an ``"ok"`` evaluation; a dict (or an object with
+    ``to_dict()``) is taken as is, with ``status`` defaulting to ``"ok"``. A successful
+    result whose fitness is missing, not a number, NaN or infinite becomes an
+    ``"error"`` result with fitness 0 and a reason."""
+    if _is_number(result):
+        out: dict[str, Any] = {"status": "ok", "fitness": result}
+    elif hasattr(result, "to_dict"):
+        out = dict(result.to_dict())
+    elif isinstance(result, dict):
+        out = dict(result)
+    else:
+        return {"status": "error", "fitness": 0.0,
+                "reason": f"the evaluator returned {type(result).__name__} "
+                          f"{_clip(repr(result))}; return a fitness (a number) or a dict "
+                          "with 'fitness' (and optionally 'status', 'scores', 'reason')"}
+    out.setdefault("status", "ok")
+    if out["status"] in ("ok", "hurdle"):
+        fitness = out.get("fitness")
+        if not _is_number(fitness) or not math.isfinite(fitness):
+            what = "no fitness" if fitness is None else f"fitness {_clip(repr(fitness))}"
+            out.update(status="error", fitness=0.0, evaluator_status=out["status"],
+                       reason=f"the evaluator returned {what}: a fitness must be a finite "
+                              "number")
+        else:
+            out["fitness"] = float(fitness)
+    else:
+        fitness = out.get("fitness", 0.0)
+        out["fitness"] = float(fitness) if _is_number(fitness) and math.isfinite(
+            fitness) else 0.0
+    return out
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def run_task(evaluate: Callable[[Any], Any], task: Task) -> dict[str, Any]:
     """Evaluate a task in the current process; exceptions become error results."""
     from graphs.fileformat import loads
@@ -54,7 +145,7 @@ def run_task(evaluate: Callable[[Any], Any], task: Task) -> dict[str, Any]:
             result = evaluate(program, budget_scale=task.budget_scale)
         else:
             result = evaluate(program)
-        out = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+        out = normalize_result(result)
     except MemoryError:
         out = {"status": "error", "fitness": 0.0, "reason": "memory: the evaluation ran out "
                "of memory (MemoryError)"}
@@ -126,9 +217,10 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(conn: Any, evaluate: Callable[[Any], Any], memory_limit_mb: int | None,
-                 driver_pid: int, inherited: list[Any]) -> None:
+                 driver_pid: int, inherited: list[Any], threads: int = 1) -> None:
     """A local worker: evaluate tasks from the pipe until told to stop."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
+    limit_threads(threads)  # numpy is loaded already (forked): threadpoolctl caps it
     _die_with_parent()
     if os.getppid() != driver_pid:  # the driver died before we got here
         return
@@ -160,16 +252,19 @@ class LocalPool(Backend):
         memory_limit_mb: address-space limit per worker; exceeding it makes the
             evaluation fail with a memory error instead of taking the machine down.
         retries: how often a task whose worker died is re-issued before it fails.
+        threads: BLAS/OpenMP threads per worker (:func:`limit_threads`); the default
+            number of workers is the cores divided by this.
     """
 
     name = "local"
 
     def __init__(self, evaluate: Callable[[Any], Any], workers: int | None = None,
                  task_timeout: float | None = None, memory_limit_mb: int | None = None,
-                 retries: int = 1) -> None:
+                 retries: int = 1, threads: int = 1) -> None:
         import multiprocess
 
-        workers = workers or os.cpu_count() or 1
+        thread_env(threads)  # validates
+        workers = workers or max(1, (os.cpu_count() or 1) // threads)
         if not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"workers = {workers!r}: must be a positive integer")
         if task_timeout is not None and not task_timeout > 0:
@@ -179,6 +274,7 @@ class LocalPool(Backend):
         self.task_timeout = task_timeout
         self.memory_limit_mb = memory_limit_mb
         self.retries = retries
+        self.threads = threads
         self._slots: list[dict[str, Any]] = []
         self._queue: list[Task] = []
         for i in range(workers):
@@ -189,7 +285,7 @@ class LocalPool(Backend):
         inherited = [parent] + [s["conn"] for s in self._slots if s["index"] != index]
         proc = self._mp.Process(target=_worker_main, daemon=True,
                                 args=(child, self.evaluate, self.memory_limit_mb, os.getpid(),
-                                      inherited),
+                                      inherited, self.threads),
                                 name=f"evo-worker-{index}")
         proc.start()
         child.close()
@@ -289,3 +385,53 @@ class LocalPool(Backend):
                 slot["proc"].join(2)
             slot["conn"].close()
         self._slots = []
+
+
+class InProcess(Backend):
+    """Evaluates each task in the calling process when polled, one at a time.
+
+    For debugging and small searches from Python (no worker processes, no timeouts,
+    a crash takes the caller down). The BLAS/OpenMP pools are capped at ``threads``
+    during each evaluation and restored afterwards."""
+
+    name = "inprocess"
+
+    def __init__(self, evaluate: Callable[[Any], Any], threads: int = 1) -> None:
+        thread_env(threads)  # validates
+        self.evaluate = evaluate
+        self.threads = threads
+        self._queue: list[Task] = []
+
+    @property
+    def capacity(self) -> int:
+        return 1
+
+    @property
+    def running(self) -> int:
+        return len(self._queue)
+
+    def submit(self, task: Task) -> None:
+        self._queue.append(task)
+
+    def poll(self, timeout: float) -> list[Outcome]:
+        if not self._queue:
+            return []
+        task = self._queue.pop(0)
+        task.attempts += 1
+        saved = {k: os.environ.get(k) for k in (*THREAD_VARS, "XLA_FLAGS")}
+        os.environ.update(thread_env(self.threads))
+        try:
+            try:
+                from threadpoolctl import threadpool_limits
+            except ImportError:  # pragma: no cover
+                result = run_task(self.evaluate, task)
+            else:
+                with threadpool_limits(limits=self.threads):
+                    result = run_task(self.evaluate, task)
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        return [Outcome(task.trial_id, result, "inprocess", task.attempts - 1)]

@@ -1,0 +1,27 @@
+"""Suite-wide setup: one BLAS/OpenMP thread per test process.
+
+The suite's numpy work is small matrices, which extra BLAS threads only slow down,
+and on a machine whose cores are busy (other tests' worker processes, other jobs)
+they spin against each other: without this cap the suite ran many times slower on a
+loaded machine. The variables are set before numpy loads (this file is imported
+before any test module) and are inherited by the suite's subprocesses and workers;
+a value already in the environment is kept.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+             "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+try:  # in case a plugin loaded numpy before this file: cap its pools too
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    pass
+else:
+    try:
+        threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"]))
+    except ValueError:  # not a number: leave the pools as the variable made them
+        pass
