@@ -5,8 +5,10 @@
 
 ``ARCH`` is an NB201 arch string (``|nor_conv_3x3~0|+|...``), a built-in architecture
 name (``mobilenetv2``, ... from :mod:`graphs.mobilenet`) or an arch program file
-(:mod:`graphs.fileformat`). The CSV mode adds ``latency_ms``, ``macs`` and ``params``
-columns to every row and reports bad rows with their line numbers on stderr.
+(:mod:`graphs.fileformat`). The CSV mode adds ``sim_latency_ms``, ``sim_energy_mj``,
+``macs`` and ``params`` columns to every row (refusing to overwrite a column the file
+already has, unless ``--overwrite``) and reports bad rows with their line numbers on
+stderr.
 """
 
 from __future__ import annotations
@@ -88,32 +90,60 @@ def _cmd_latency(args: argparse.Namespace) -> int:
     return 0
 
 
+CSV_COLUMNS = ("sim_latency_ms", "sim_energy_mj", "macs", "params")
+
+
 def _latency_csv(args: argparse.Namespace, hw: Any) -> int:
     src = Path(args.csv)
     try:
         fh = src.open(newline="", encoding="utf-8")
     except OSError as err:
         raise EvoError(f"--csv {src}: cannot read ({err.strerror or err})") from None
-    bad = rows = 0
-    with fh, Path(args.output).open("w", newline="", encoding="utf-8") as out:
+    with fh:
         reader = csv.DictReader(fh)
-        if reader.fieldnames is None or args.column not in reader.fieldnames:
+        fields = list(reader.fieldnames or [])
+        if args.column not in fields:
+            fh.close()
             raise EvoError(f"--column {args.column!r} is not a column of {src} (columns: "
-                           f"{', '.join(reader.fieldnames or [])})")
-        added = [c for c in ("latency_ms", "macs", "params") if c not in reader.fieldnames]
-        writer = csv.DictWriter(out, fieldnames=list(reader.fieldnames) + added)
+                           f"{', '.join(fields)})")
+        clash = [c for c in CSV_COLUMNS if c in fields]
+        if clash and not args.overwrite:
+            raise EvoError(f"--csv {src} already has column(s) {', '.join(clash)}, which "
+                           "this command writes; rename them, or pass --overwrite to "
+                           "replace their values")
+        try:
+            same = Path(args.output).resolve() == src.resolve()
+        except OSError:
+            same = False
+        if same:
+            raise EvoError(f"-o {args.output}: is the input file; write to another file")
+        return _write_latency_csv(args, hw, src, reader, fields)
+
+
+def _write_latency_csv(args: argparse.Namespace, hw: Any, src: Path, reader: csv.DictReader,
+                       fields: list[str]) -> int:
+    bad = rows = 0
+    try:
+        out = Path(args.output).open("w", newline="", encoding="utf-8")
+    except OSError as err:
+        raise EvoError(f"-o {args.output}: cannot write ({err.strerror or err})") from None
+    with out:
+        writer = csv.DictWriter(out, fieldnames=fields + [c for c in CSV_COLUMNS
+                                                          if c not in fields])
         writer.writeheader()
         for row in reader:
             rows += 1
             try:
                 _, layers, nominal = resolve_layers(row[args.column] or "", args.dataset)
-                row.update(latency_ms=f"{simulate(layers, hw).latency_ms:.6g}",
+                report = simulate(layers, hw)
+                row.update(sim_latency_ms=f"{report.latency_ms:.6g}",
+                           sim_energy_mj=f"{report.energy_mj:.6g}",
                            macs=count_macs(nominal), params=count_params(nominal))
             except (ProgramError, EvoError, ValueError) as err:
                 bad += 1
                 print(f"{src}:{reader.line_num}: bad row ({args.column}="
                       f"{row[args.column]!r}): {err}", file=sys.stderr)
-                row.update(latency_ms="", macs="", params="")
+                row.update(dict.fromkeys(CSV_COLUMNS, ""))
             writer.writerow(row)
     print(f"wrote {args.output}: {rows} rows, {bad} bad, hardware {hw.name}", file=sys.stderr)
     return 1 if bad else 0
@@ -136,7 +166,9 @@ def add_arch_parser(sub: Any) -> None:
     p.add_argument("--top", type=int, default=None, metavar="N",
                    help="show only the N slowest layers")
     p.add_argument("--csv", default=None, metavar="IN.csv",
-                   help="add latency_ms, macs and params columns to every row")
+                   help=f"add {', '.join(CSV_COLUMNS)} columns to every row")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --csv: replace the values of those columns if IN.csv has them")
     p.add_argument("--column", default="arch_str", help="the arch column of --csv")
     p.add_argument("-o", "--output", default=None, metavar="OUT.csv")
     p.set_defaults(func=_cmd_latency)

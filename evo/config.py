@@ -55,6 +55,21 @@ PRESETS = ("quick", "dqn-seeded", "from-scratch", "nb201-quick", "nb201-edgetpu"
 DEFAULT_EXTRA_NODES = {"seeded": 14, "scratch": 7}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
+# Upper bounds: far above any real run, low enough that a typo (or 2^63 - 1) is an
+# error up front instead of a run that never ends or exhausts memory.
+MAX_TRIALS = 10_000_000
+MAX_POPULATION = 100_000
+MAX_STEPS = 100_000_000  # environment steps per agent and environment
+MAX_EPISODES = 1_000_000
+MAX_SEEDS = 100
+MAX_HIDDEN_WIDTH = 4096
+MAX_HIDDEN_LAYERS = 8
+MAX_BUFFER_SIZE = 10_000_000
+MAX_BATCH_SIZE = 65_536
+DEFAULT_TIME_LIMIT = 3600.0  # wall-clock seconds per evaluation unless a config says
+MAX_TIME_LIMIT = 7 * 24 * 3600.0
+MAX_CONFIG_BYTES = 1024 * 1024
+
 
 # -- the config tree ------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -104,7 +119,7 @@ class EvaluatorSection:
     seeds: tuple[int, ...] = (0,)
     steps: int | None = None
     budget_scale: float = 1.0
-    time_limit: float | None = None
+    time_limit: float | None = DEFAULT_TIME_LIMIT  # an evaluation past it: "timeout"
     max_steps: int | None = None
     hurdle: HurdleSection | None = HurdleSection()
     agent: DQNConfig = field(default_factory=DQNConfig)  # agent hyperparameters
@@ -259,15 +274,16 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> RunConfig
         return from_dict(source)
     if isinstance(source, str) and ("\n" in source or "=" in source or not source.strip()):
         return from_dict(_parse(source, "config"))
+    from graphs.fileformat import read_regular_file
+
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, MAX_CONFIG_BYTES, "config file").decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory, not a config file") from None
     except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the config ({err})") from None
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise ConfigError(f"{path}: cannot read the config ({reason})") from None
     data = _parse(text, str(path))
     try:
         return from_dict(data)
@@ -402,6 +418,18 @@ def _int(lo: int | None = None, hi: int | None = None) -> Check:
     return check
 
 
+def _upto(lo: int, hi: int) -> Check:
+    """An integer >= ``lo`` with a sanity cap ``hi`` (named separately in the message)."""
+    def check(v: Any, path: str) -> int:
+        if not _is_int(v) or v < lo:
+            raise _bad(path, v, f"must be an integer >= {lo}")
+        if v > hi:
+            raise _bad(path, v, f"must be at most {hi:,} (an integer >= {lo}); larger values "
+                       "would run without end or exhaust memory")
+        return v
+    return check
+
+
 def _real(lo: float, hi: float | None = None, open_lo: bool = False) -> Check:
     def check(v: Any, path: str) -> float:
         ok = _is_real(v) and (v > lo if open_lo else v >= lo) and (hi is None or v <= hi)
@@ -460,11 +488,11 @@ def _seed_program(v: Any, path: str) -> str:
     return _choice(allowed)(v.lower() if isinstance(v, str) else v, path)
 
 
-_RUN: dict[str, Check] = {"name": _name, "trials": _int(1), "seed": _int(0)}
+_RUN: dict[str, Check] = {"name": _name, "trials": _upto(1, MAX_TRIALS), "seed": _int(0)}
 _SEARCH: dict[str, Check] = {
     "algorithm": _choice(ALGORITHMS),
-    "population_size": _int(1),
-    "tournament_size": _int(1),
+    "population_size": _upto(1, MAX_POPULATION),
+    "tournament_size": _upto(1, MAX_POPULATION),
     "mutation_p": _real(0.0, 1.0),
     "seed_program": _seed_program,
     "extra_nodes": _int(1, 100),
@@ -501,6 +529,35 @@ _WORKERS: dict[str, Check] = {
 }
 
 
+def _time_limit(v: Any, path: str) -> float:
+    if not _is_real(v) or not 0 < v <= MAX_TIME_LIMIT:
+        raise _bad(path, v, f"must be a number of seconds in (0, {MAX_TIME_LIMIT:g}] "
+                   f"(default {DEFAULT_TIME_LIMIT:g}); an evaluation that takes longer ends "
+                   "with status \"timeout\" and fitness 0")
+    return float(v)
+
+
+def check_agent_size(agent: DQNConfig, where: str = "agent") -> None:
+    """Raise :class:`ConfigError` if the agent's networks, replay buffer or batch are
+    larger than any real run needs (:data:`MAX_HIDDEN_WIDTH` and friends)."""
+    hidden = agent.hidden
+    if len(hidden) > MAX_HIDDEN_LAYERS or any(h > MAX_HIDDEN_WIDTH for h in hidden):
+        raise _bad(f"{where}.hidden", list(hidden), f"at most {MAX_HIDDEN_LAYERS} layers of "
+                   f"at most {MAX_HIDDEN_WIDTH} units each")
+    if agent.buffer_size > MAX_BUFFER_SIZE:
+        raise _bad(f"{where}.buffer_size", agent.buffer_size,
+                   f"must be at most {MAX_BUFFER_SIZE:,} transitions")
+    if agent.batch_size > MAX_BATCH_SIZE:
+        raise _bad(f"{where}.batch_size", agent.batch_size,
+                   f"must be at most {MAX_BATCH_SIZE:,}")
+    for name in ("target_update_period", "learning_starts", "epsilon_decay_steps",
+                 "score_window", "updates_per_step"):
+        value = getattr(agent, name)
+        limit = 100 if name == "updates_per_step" else MAX_STEPS
+        if value is not None and value > limit:
+            raise _bad(f"{where}.{name}", value, f"must be at most {limit:,}")
+
+
 def _check_keys(raw: Mapping[str, Any], allowed: list[str], section: str) -> None:
     for key in raw:
         if key not in allowed:
@@ -535,8 +592,11 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
         values["envs"] = ids
     if "seeds" in raw:
         values["seeds"] = _list(_int(0), "non-negative integers")(raw["seeds"], "evaluator.seeds")
+        if len(values["seeds"]) > MAX_SEEDS:
+            raise _bad("evaluator.seeds", raw["seeds"],
+                       f"at most {MAX_SEEDS} seeds (agents per environment)")
     if "steps" in raw:
-        values["steps"] = _int(1)(raw["steps"], "evaluator.steps")
+        values["steps"] = _upto(1, MAX_STEPS)(raw["steps"], "evaluator.steps")
     if "budget_scale" in raw:
         values["budget_scale"] = _real(0.0, open_lo=True)(raw["budget_scale"],
                                                           "evaluator.budget_scale")
@@ -544,9 +604,9 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
             raise _bad("evaluator.budget_scale", raw["budget_scale"],
                        "has no effect when evaluator.steps is set; give one of the two")
     if "time_limit" in raw:
-        values["time_limit"] = _real(0.0, open_lo=True)(raw["time_limit"], "evaluator.time_limit")
+        values["time_limit"] = _time_limit(raw["time_limit"], "evaluator.time_limit")
     if "max_steps" in raw:
-        values["max_steps"] = _int(1)(raw["max_steps"], "evaluator.max_steps")
+        values["max_steps"] = _upto(1, MAX_STEPS)(raw["max_steps"], "evaluator.max_steps")
 
     hurdle = raw.get("hurdle", True)
     if hurdle is False:
@@ -572,6 +632,7 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
         values["agent"] = DQNConfig(**kwargs)
     except ConfigError as err:
         raise ConfigError(str(err).replace("DQNConfig.", "evaluator.agent.", 1)) from None
+    check_agent_size(values["agent"], "evaluator.agent")
 
     budgets = raw.get("budgets", {})
     if not isinstance(budgets, Mapping):
@@ -591,7 +652,8 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
             raise _bad(path, spec, "must be a table with episodes and/or steps, e.g. "
                        "{episodes = 400}")
         _check_keys(spec, ["episodes", "steps"], path)
-        b = BudgetSection(**{k: _int(1)(v, f"{path}.{k}") for k, v in spec.items()})
+        most = {"episodes": MAX_EPISODES, "steps": MAX_STEPS}
+        b = BudgetSection(**{k: _upto(1, most[k])(v, f"{path}.{k}") for k, v in spec.items()})
         out.append((env, b))
     values["budgets"] = tuple(sorted(out))
     return EvaluatorSection(**values)

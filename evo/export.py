@@ -9,7 +9,8 @@
 * ``DIR/README.md``: the dataset card (fields, counts, config, how to re-evaluate).
 
 One row per unique program (functional-equivalence fingerprint): its best-scoring
-evaluated trial (failed trials excluded), ranked by fitness, ties by trial id.
+evaluated trial (failed trials excluded), ranked by fitness; ties (such as the
+programs cut by the hurdle, all at fitness 0) by their hurdle score, then trial id.
 The export is deterministic: the same store gives byte-identical files (with the
 same versions of evo and pyarrow).
 """
@@ -63,12 +64,14 @@ def unique_programs(store: RunStore, top: int | None = None) -> list[dict[str, A
     """
     db = store.db
     best: dict[str, Any] = {}
-    for row in db.execute("SELECT id, fingerprint, fitness FROM trials WHERE status='done' "
-                          "ORDER BY id"):
+    for row in db.execute("SELECT id, fingerprint, fitness, scores, hurdle FROM trials "
+                          "WHERE status='done' ORDER BY id"):
+        key = (row["fitness"], _partial_score(row["scores"], row["hurdle"]))
         cur = best.get(row["fingerprint"])
-        if cur is None or row["fitness"] > cur[1]:
-            best[row["fingerprint"]] = (row["id"], row["fitness"])
-    ranked = sorted(best.values(), key=lambda t: (-t[1], t[0]))
+        if cur is None or key > cur[1]:
+            best[row["fingerprint"]] = (row["id"], key)
+    # By fitness; ties (e.g. the rows cut by the hurdle, all at 0) by what they scored.
+    ranked = sorted(best.values(), key=lambda t: (-t[1][0], -t[1][1], t[0]))
     if top is not None:
         ranked = ranked[:top]
     if not ranked:
@@ -99,6 +102,19 @@ def unique_programs(store: RunStore, top: int | None = None) -> list[dict[str, A
             "mutation": t["mutation"],
         })
     return rows
+
+
+def _partial_score(scores: str | None, hurdle: str | None) -> float:
+    """What a trial scored short of its fitness: its hurdle score if it was cut by
+    the hurdle, else the sum of its scores (which is its fitness)."""
+    try:
+        h = json.loads(hurdle) if hurdle else None
+        if isinstance(h, dict) and not h.get("passed", True) and "score" in h:
+            return float(h["score"])
+        values = json.loads(scores) if scores else {}
+        return float(sum(float(v) for v in values.values()))
+    except (TypeError, ValueError, AttributeError):
+        return 0.0
 
 
 def export(store_path: str | os.PathLike[str], out_dir: str | os.PathLike[str],
@@ -273,8 +289,9 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         "## Fields",
         "",
         "One row per unique program (by fingerprint): the best-scoring evaluated trial of "
-        "that fingerprint (failed trials are excluded), ranked by fitness, ties broken by "
-        "trial id.",
+        "that fingerprint (failed trials are excluded), ranked by fitness; ties (such as "
+        "programs cut by the hurdle, all at fitness 0) are ranked by their hurdle score, "
+        "then by trial id.",
         "",
         "| field | type | meaning |",
         "|---|---|---|",

@@ -34,6 +34,7 @@ import difflib
 import json
 import os
 import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ SUPPORTED_VERSIONS = (1,)
 SCHEMA_PATH = Path(__file__).parent / "schema" / "program.schema.json"
 MAX_NODES = 10_000
 MAX_INPUTS = 1_000
+MAX_FILE_BYTES = 16 * 1024 * 1024  # far above MAX_NODES nodes of any sensible id length
 ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")  # used with fullmatch
 ID_RULE = (
     "ids and input names must start with a letter or '_', continue with letters, digits, "
@@ -64,6 +66,7 @@ NODE_REQUIRED = ("id", "op", "args")
 
 __all__ = [
     "FORMAT",
+    "MAX_FILE_BYTES",
     "MAX_NODES",
     "SCHEMA_PATH",
     "SUPPORTED_VERSIONS",
@@ -72,6 +75,7 @@ __all__ = [
     "from_dict",
     "load",
     "loads",
+    "read_regular_file",
     "save",
     "schema",
     "to_dict",
@@ -240,7 +244,7 @@ def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
     """
     where = _path(path)
     try:
-        raw = Path(path).read_bytes()
+        raw = read_regular_file(path, MAX_FILE_BYTES, "program file")
     except FileNotFoundError:
         raise ProgramError("no such file; check the path", where) from None
     except (OSError, ValueError) as err:
@@ -249,6 +253,39 @@ def load(path: str | os.PathLike[str], *, check: bool = True) -> Program:
         return loads(raw, check=check)
     except ProgramError as err:
         raise ProgramError(err.reason, f"{where}: {err.where}" if err.where else where) from None
+
+
+def read_regular_file(path: str | os.PathLike[str], limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes.
+
+    Named pipes, devices, sockets and directories are refused before they are
+    opened (reading a pipe would wait for a writer; ``/dev/zero`` never ends), and
+    at most ``limit + 1`` bytes are ever read.
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        OSError: if it cannot be read, is not a regular file, or is too large
+            (the message says which).
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(info.st_mode) else
+                "a named pipe" if stat.S_ISFIFO(info.st_mode) else
+                "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else
+                "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+        raise OSError(f"it is {kind}, not a regular {what}")
+    too_big = OSError(f"it is larger than {limit:,} bytes, more than any valid {what}")
+    if info.st_size > limit:
+        raise too_big
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # swapped since the stat
+            raise OSError(f"it is not a regular {what}")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise too_big
+    return data
 
 
 def loads(text: str | bytes, *, check: bool = True) -> Program:

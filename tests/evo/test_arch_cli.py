@@ -66,9 +66,9 @@ def test_csv_mode_keeps_going_past_bad_rows(tmp_path, capsys):
     with dst.open() as fh:
         rows = list(csv.DictReader(fh))
     assert [r["id"] for r in rows] == ["1", "2", "3"]
-    assert float(rows[0]["latency_ms"]) > 0 and int(rows[0]["macs"]) > 0
-    assert int(rows[0]["params"]) > 0
-    assert rows[1]["latency_ms"] == "" and float(rows[2]["latency_ms"]) > 0
+    assert float(rows[0]["sim_latency_ms"]) > 0 and int(rows[0]["macs"]) > 0
+    assert int(rows[0]["params"]) > 0 and float(rows[0]["sim_energy_mj"]) > 0
+    assert rows[1]["sim_latency_ms"] == "" and float(rows[2]["sim_latency_ms"]) > 0
 
 
 def test_csv_mode_errors(tmp_path, capsys):

@@ -75,7 +75,9 @@ def test_eval_time_limit(capsys):
     (["--env", "CartPol"], "did you mean 'CartPole'"),
     (["--env", "CartPole", "--steps", "0"], "steps"),
     (["--env", "CartPole", "--seeds", "0"], "seeds"),
-    (["--env", "CartPole", "--time-limit", "-1"], "time_limit"),
+    (["--env", "CartPole", "--time-limit", "-1"], "--time-limit"),
+    (["--env", "CartPole", "--steps", str(2**63 - 1)], "--steps"),
+    (["--env", "CartPole", "--seeds", "100000"], "--seeds"),
 ])
 def test_eval_bad_input_is_a_one_line_error(capsys, argv, needle):
     code, out, err = run(capsys, "eval", "dqn", *argv)
