@@ -19,6 +19,7 @@ closed, the store stays consistent and ``evo resume`` continues.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 import time
 import warnings
@@ -34,7 +35,7 @@ from evo.hurdles import ProgressiveHurdles
 from evo.rl_evaluator import RLEvaluator
 from evo.search import Progress, Search, print_progress
 from evo.search import store_progress as search_store_progress
-from evo.store import RunStore, StoreError
+from evo.store import RunStore, StoreError, store_error
 from evo.workers import Backend, LocalPool
 from graphs.equivalence import FEC
 
@@ -240,7 +241,7 @@ def resume(store_path: str | os.PathLike[str], *, backend: str | None = None,
     the new target is recorded in the store's config. Backend overrides apply to this
     session only.
     """
-    store = RunStore.open(store_path)
+    store = RunStore.open(store_path)  # refused while another live driver holds it
     try:
         config = stored_config(store)
         if trials is not None:
@@ -253,10 +254,22 @@ def resume(store_path: str | os.PathLike[str], *, backend: str | None = None,
         built = build(session)
         if trials is not None:  # the new target becomes part of the run's config
             store.set_config(config.to_dict())
+    except sqlite3.DatabaseError as err:
+        _close_quietly(store)
+        raise store_error(store.path, err) from None
     except BaseException:
         store.close()
         raise
     return _search(store, session, built, progress)
+
+
+def _close_quietly(store: RunStore) -> None:
+    """Close a store that SQLite found damaged (closing may fail the same way)."""
+    try:
+        store.close()
+    except sqlite3.DatabaseError:
+        store.db.close()
+        store._unlock()
 
 
 def stored_config(store: RunStore) -> RunConfig:
@@ -271,9 +284,9 @@ def stored_config(store: RunStore) -> RunConfig:
 
 def _search(store: RunStore, config: RunConfig, built: Built, progress: ProgressArg,
             backend: Backend | None = None) -> Progress:
-    start = store_progress(store, config.run.trials)
     reporter = None
     try:
+        start = store_progress(store, config.run.trials)
         if start.trials >= start.target and not store.in_flight():
             return start  # nothing to do: don't start workers
         reporter = _reporter(progress, start, config.run.name)
@@ -282,12 +295,14 @@ def _search(store: RunStore, config: RunConfig, built: Built, progress: Progress
         search = Search(built.algorithm, store, backend, config.run.trials, built.fec,
                         built.hurdles, on_progress=reporter)
         return search.run()
+    except sqlite3.DatabaseError as err:
+        raise store_error(store.path, err) from None
     finally:
         if reporter is not None and hasattr(reporter, "close"):
             reporter.close()
         if backend is not None:
             backend.close()
-        store.close()
+        _close_quietly(store)
 
 
 def _reporter(progress: ProgressArg, start: Progress, name: str
@@ -377,8 +392,10 @@ def status(store_path: str | os.PathLike[str], top: int = 10) -> str:
     store = RunStore.open(store_path, readonly=True)
     try:
         return _status_text(store, top, unique_programs)
+    except sqlite3.DatabaseError as err:
+        raise store_error(store.path, err) from None
     finally:
-        store.close()
+        _close_quietly(store)
 
 
 def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from evo.algorithms import Candidate, SearchAlgorithm
 from evo.hurdles import ProgressiveHurdles
 from evo.store import CACHEABLE, Encoded, RunStore
-from evo.workers import Backend, Outcome, Task
+from evo.workers import Backend, Outcome, Task, normalize_result
 from graphs.equivalence import FEC
 from graphs.fileformat import dumps, loads
 
@@ -199,7 +199,9 @@ class Search:
     def _finish(self, outcome: Outcome) -> None:
         tid = outcome.trial_id
         cand = self.candidates[tid]
-        result = dict(outcome.result)
+        # Any backend's result: a non-finite fitness fails here, before the algorithm
+        # or the store sees it.
+        result = normalize_result(outcome.result)
         ok = result.get("status") in ("ok", "hurdle")
         fitness = float(result.get("fitness", 0.0)) if ok else 0.0
         level = self.levels.get(tid, 0)
@@ -282,8 +284,9 @@ def store_progress(store: RunStore, target: int) -> Progress:
     p.evaluated = db.execute("SELECT COUNT(*) FROM trials WHERE status IN "
                              "('done','failed')").fetchone()[0]
     p.failed = db.execute("SELECT COUNT(*) FROM trials WHERE status='failed'").fetchone()[0]
-    p.hurdle_cut = db.execute("SELECT COUNT(*) FROM trials WHERE status='done' AND "
-                              "json_extract(result, '$.status')='hurdle'").fetchone()[0]
+    p.hurdle_cut = db.execute(  # CASE: an old store's result may hold invalid JSON (NaN)
+        "SELECT COUNT(*) FROM trials WHERE status='done' AND CASE WHEN json_valid(result) "
+        "THEN json_extract(result, '$.status') END = 'hurdle'").fetchone()[0]
     row = db.execute("SELECT id, fitness FROM trials WHERE fitness IS NOT NULL "
                      "ORDER BY fitness DESC, id LIMIT 1").fetchone()
     if row:

@@ -10,13 +10,26 @@ Durability: each state change is one transaction, and a finished evaluation is
 committed together with the algorithm state it leads to, so a killed driver
 resumes with every finished trial recorded exactly once. Other processes can read
 the store while a run writes it (WAL readers never block the writer).
+
+One writer at a time: a writable store holds an exclusive lock (``flock`` on
+``<store>-lock``) until it is closed, so a second ``evo run``/``evo resume`` on a
+store that a live driver holds is refused (:class:`StoreInUse`); the kernel drops the
+lock when the driver dies, even by SIGKILL. Readers (``readonly=True``: status,
+export, plots) take no lock and also work on a read-only file or directory. A store
+that SQLite finds damaged raises a :class:`StoreError` naming the file.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import math
+import numbers
+import os
+import socket
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -80,19 +93,151 @@ class Encoded(str):
 
 
 class StoreError(EvoError):
-    """The store file is missing, not a run store, or from an incompatible version."""
+    """The store file is missing, not a run store, damaged, or from an incompatible
+    version."""
+
+
+class StoreInUse(StoreError):
+    """Another live driver holds the store."""
+
+
+# SQLite's primary result codes (the low byte of ``sqlite3.Error.sqlite_errorcode``).
+_SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 8, 11, 14, 26
+
+
+def _code(err: BaseException) -> int | None:
+    code = getattr(err, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def store_error(path: str | os.PathLike[str], err: sqlite3.Error) -> StoreError:
+    """A clear :class:`StoreError` for an SQLite error met while using the store at
+    ``path`` (damaged file, not a database, or another SQLite failure)."""
+    code = _code(err)
+    if code == _SQLITE_CORRUPT or "malformed" in str(err):
+        return StoreError(f"{path}: the run store is damaged (SQLite: {err}); restore it "
+                          f"from a backup, or salvage what is readable with `sqlite3 {path} "
+                          ".recover | sqlite3 recovered.db`")
+    if code == _SQLITE_NOTADB:
+        return StoreError(f"{path} is damaged or is not an evo run store (SQLite: {err})")
+    return StoreError(f"{path}: cannot use the run store (SQLite: {err})")
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, numbers.Real) and math.isfinite(value) else None
+
+
+def _uri(path: Path, **params: str) -> str:
+    return f"file:{urllib.parse.quote(str(path))}?{urllib.parse.urlencode(params)}"
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as None and numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, str | bool) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    return str(value)
+
+
+def _result_json(result: Mapping[str, Any]) -> str:
+    """Strict JSON (no NaN: SQLite's JSON functions reject it) of an evaluation."""
+    try:
+        return json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(_json_safe(result), allow_nan=False)
+
+
+# Lock files of this process's writable stores: closed in forked children (local
+# workers), so that only the driver holds a store's lock.
+_lock_fds: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for fd in list(_lock_fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _lock_fds.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+def _acquire_lock(path: Path) -> int:
+    """Take the exclusive driver lock of the store at ``path``; returns its fd."""
+    lock = Path(f"{path}-lock")
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise StoreError(f"{path}: cannot open the store for writing: cannot create its "
+                             f"lock file {lock} ({err.strerror}); `evo status`, `evo export` "
+                             "and `evo plot` can still read it") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = os.read(fd, 200).decode(errors="replace").strip()
+            except OSError:
+                holder = ""
+            os.close(fd)
+            who = f" ({holder})" if holder else ""
+            raise StoreInUse(f"{path} is in use by another evo driver{who}; wait for it to "
+                             "finish or stop it before running `evo resume` on this store "
+                             "(`evo status` reads it meanwhile)") from None
+        except OSError as err:  # e.g. a file system without locks
+            os.close(fd)
+            raise StoreError(f"{path}: cannot lock the store ({err.strerror})") from None
+        try:  # the file we locked may have been removed by the holder that just closed
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode())
+    _lock_fds.add(fd)
+    return fd
+
+
+def _release_lock(path: Path, fd: int) -> None:
+    if fd not in _lock_fds:
+        return
+    _lock_fds.discard(fd)
+    try:
+        os.unlink(f"{path}-lock")  # while still held: a waiting opener re-checks the inode
+    except OSError:
+        pass
+    os.close(fd)
 
 
 class RunStore:
-    """A run's SQLite store. Use :meth:`create` for a new run, :meth:`open` otherwise."""
+    """A run's SQLite store. Use :meth:`create` for a new run, :meth:`open` otherwise.
+
+    A writable store holds the store's driver lock until :meth:`close`; ``readonly``
+    opens it with SQLite's read-only mode (for files or directories the user cannot
+    write, without a lock)."""
 
     def __init__(self, path: str | Path, readonly: bool = False) -> None:
         self.path = Path(path)
-        uri = f"file:{self.path}?mode=ro" if readonly else f"file:{self.path}"
+        self.readonly = readonly
+        self._lock: int | None = None if readonly else _acquire_lock(self.path)
         try:
-            self.db = sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
-        except sqlite3.OperationalError as err:
-            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+            self.db = self._connect()
+        except BaseException:
+            self._unlock()
+            raise
         self.db.row_factory = sqlite3.Row
         # With deferred commits, writes join one open transaction until commit(): the
         # search loop commits every finished evaluation at once and lets proposals
@@ -110,7 +255,50 @@ class RunStore:
                 self.db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.DatabaseError as err:
                 self.db.close()
+                self._unlock()
+                if _code(err) == _SQLITE_READONLY:
+                    raise StoreError(f"{self.path}: cannot write the run store ({err}); "
+                                     "`evo status`, `evo export` and `evo plot` can still "
+                                     "read it") from None
+                if _code(err) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                    raise store_error(self.path, err) from None
                 raise StoreError(f"{self.path} is not an evo run store ({err})") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        def connect(uri: str) -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+
+        try:
+            if not self.readonly:
+                return connect(_uri(self.path))
+            db = connect(_uri(self.path, mode="ro"))
+            try:
+                db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # opens the WAL
+                return db
+            except sqlite3.DatabaseError as err:
+                db.close()
+                if _code(err) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                    raise store_error(self.path, err) from None
+                if _code(err) not in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+                    raise
+                # A read-only directory: SQLite cannot create the WAL's index beside the
+                # file. With no log pending, the file alone is the store: read it as an
+                # immutable file (no locks, no index).
+                wal = Path(f"{self.path}-wal")
+                if wal.exists() and wal.stat().st_size > 0:
+                    raise StoreError(
+                        f"{self.path}: cannot read the run store read-only: its write-ahead "
+                        f"log {wal.name} holds changes that only a process that can write "
+                        f"the directory can read ({err}); copy the store with its "
+                        f"{wal.name} file to a writable place") from None
+                return connect(_uri(self.path, mode="ro", immutable="1"))
+        except sqlite3.DatabaseError as err:
+            raise StoreError(f"{self.path}: cannot open the run store ({err})") from None
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            _release_lock(self.path, self._lock)
+            self._lock = None
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -136,16 +324,25 @@ class RunStore:
         store = cls(path, readonly=readonly)
         try:
             version = store.get("schema_version")
-        except sqlite3.DatabaseError:
-            raise StoreError(f"{path} is not an evo run store") from None
+        except sqlite3.DatabaseError as err:
+            store.close()
+            if _code(err) in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+                raise store_error(path, err) from None
+            raise StoreError(f"{path} is not an evo run store ({err})") from None
         if version != SCHEMA_VERSION:
             raise StoreError(f"{path}: store schema version {version}; this evo reads "
                              f"version {SCHEMA_VERSION}")
         return store
 
     def close(self) -> None:
-        self.commit()
-        self.db.close()
+        """Commit, close the database and release the driver lock."""
+        try:
+            try:
+                self.commit()
+            finally:
+                self.db.close()
+        finally:
+            self._unlock()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -252,19 +449,28 @@ class RunStore:
         """Record a finished evaluation, cache its fitness by fingerprint, resolve the
         duplicates that waited for it, and save the algorithm state, atomically.
         Returns the ids of the resolved duplicates. ``waiting`` (those ids, if the
-        caller tracks them) saves looking them up."""
+        caller tracks them) saves looking them up. A successful result whose fitness is
+        not a finite number is recorded as failed (status ``"error"``), with a reason."""
         ok = result.get("status") in ("ok", "hurdle")
-        fitness = float(result.get("fitness", 0.0)) if ok else 0.0
+        fitness = result.get("fitness", 0.0) if ok else 0.0
+        if ok and (not isinstance(fitness, numbers.Real) or isinstance(fitness, bool)
+                   or not math.isfinite(fitness)):
+            result = {**result, "status": "error", "fitness": 0.0,
+                      "reason": f"the evaluator returned fitness {fitness!r}: a fitness "
+                                "must be a finite number"}
+            ok, fitness = False, 0.0
+        fitness = float(fitness)
         now = time.time()
         with self.transaction():
             row = self.db.execute(
                 "UPDATE trials SET status=?, fitness=?, scores=?, hurdle=?, reason=?, "
                 "result=?, level=?, worker=COALESCE(?, worker), finished_at=?, seconds=? "
                 "WHERE id=? AND status NOT IN ('done','failed') RETURNING fingerprint",
-                ("done" if ok else "failed", fitness, json.dumps(result.get("scores", {})),
-                 json.dumps(result.get("hurdle")), result.get("reason", ""),
-                 json.dumps(result), int(result.get("level", 0)), worker, now,
-                 result.get("seconds"), trial_id)).fetchall()  # all: the statement ends
+                ("done" if ok else "failed", fitness,
+                 _result_json(result.get("scores", {})), _result_json(result.get("hurdle")),
+                 str(result.get("reason", "")), _result_json(result),
+                 int(result.get("level", 0)), worker, now, _seconds(result.get("seconds")),
+                 trial_id)).fetchall()  # all: the statement ends
             row = row[0] if row else None
             if row is None:
                 old = self.db.execute("SELECT status FROM trials WHERE id=?",

@@ -104,7 +104,7 @@ def test_ray_backend_flags_reach_the_ray_backend(capsys, tiny, tmp_path, monkeyp
     class FakeRay(LocalPool):
         name = "ray"
 
-        def __init__(self, evaluate, address, task_timeout=None, retries=1):
+        def __init__(self, evaluate, address, task_timeout=None, retries=1, threads=1):
             seen["address"] = address
             super().__init__(evaluate, 1, task_timeout, None, retries)
 
@@ -116,7 +116,7 @@ def test_ray_backend_flags_reach_the_ray_backend(capsys, tiny, tmp_path, monkeyp
     assert seen["address"] == "127.0.0.1:6379"
     s = RunStore.open(store, readonly=True)
     assert s.config["workers"] == {"backend": "ray", "workers": 2, "address": "127.0.0.1:6379",
-                                   "retries": 1}
+                                   "retries": 1, "threads_per_worker": 1}
     assert s.finished() == 2
     s.close()
     monkeypatch.setitem(sys.modules, "evo.ray_backend", None)

@@ -225,15 +225,16 @@ def test_ray_backend_is_wired_lazily(monkeypatch):
     calls = {}
 
     class FakeRay:
-        def __init__(self, evaluate, address, task_timeout=None, retries=1):
+        def __init__(self, evaluate, address, task_timeout=None, retries=1, threads=1):
             calls.update(evaluate=evaluate, address=address, timeout=task_timeout,
-                         retries=retries)
+                         retries=retries, threads=threads)
 
     monkeypatch.setitem(sys.modules, "evo.ray_backend", types.SimpleNamespace(RayBackend=FakeRay))
     config = runner.with_overrides(tiny(**{"workers.task_timeout": 30}), backend="ray",
                                    address="127.0.0.1:6379")
     runner.build(config).backend()
     assert calls["address"] == "127.0.0.1:6379" and calls["timeout"] == 30.0
+    assert calls["threads"] == 1  # [workers] threads_per_worker reaches the Ray tasks
     assert isinstance(calls["evaluate"], runner.CandidateEvaluator)
     runner.build(runner.with_overrides(tiny(), backend="ray")).backend()
     assert calls["address"] == "auto"
