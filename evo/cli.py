@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from envs import EnvError
 from evo.arch_cli import add_arch_parser
@@ -134,9 +136,26 @@ def _parse_hurdle(text: str | None):
     return envs.Hurdle(env, value)
 
 
+def _check_eval_flags(args: argparse.Namespace) -> None:
+    """Bounds on `evo eval`'s sizes, the same as a run config's (evo.config)."""
+    from evo.config import MAX_SEEDS, MAX_STEPS, MAX_TIME_LIMIT
+
+    if args.steps is not None and not 1 <= args.steps <= MAX_STEPS:
+        raise UsageError(f"--steps {args.steps}: must be an integer in [1, {MAX_STEPS:,}]")
+    if not 1 <= args.seeds <= MAX_SEEDS:
+        raise UsageError(f"--seeds {args.seeds}: must be an integer in [1, {MAX_SEEDS}]")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: must be zero or more")
+    if args.time_limit is not None and not 0 < args.time_limit <= MAX_TIME_LIMIT:
+        raise UsageError(f"--time-limit {args.time_limit:g}: must be a number of seconds in "
+                         f"(0, {MAX_TIME_LIMIT:g}]")
+
+
 def _eval_evaluator(args: argparse.Namespace):
+    from evo.config import DEFAULT_TIME_LIMIT
     from evo.rl_evaluator import RLEvaluator
 
+    _check_eval_flags(args)
     if args.config is None and args.preset is None:
         if not args.env:
             raise UsageError("give --env ENV (repeatable), or --config CONFIG.toml / --preset "
@@ -144,7 +163,8 @@ def _eval_evaluator(args: argparse.Namespace):
         return RLEvaluator(
             args.env, _parse_hurdle(args.hurdle),
             tuple(range(args.seed, args.seed + args.seeds)),
-            steps=args.steps, time_limit=args.time_limit,
+            steps=args.steps,
+            time_limit=DEFAULT_TIME_LIMIT if args.time_limit is None else args.time_limit,
         )
     from evo.runner import make_evaluator
 
@@ -191,21 +211,34 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     out = {
         "program": args.program,
         "formula": formula(program),
-        "fitness": result.fitness,
-        "scores": result.scores,
+        "fitness": rounded(result.fitness),
+        "scores": rounded(result.scores),
         "status": result.status,
         "reason": result.reason,
-        "hurdle": result.hurdle,
+        "hurdle": rounded(result.hurdle),
         "seconds": round(result.seconds, 3),
         "steps": result.steps,
         "envs": [
-            {"env": r.env, "score": r.score, "mean_return": r.mean_return,
-             "seed_scores": r.seed_scores, "episodes": r.episodes, "steps": r.steps}
+            {"env": r.env, "score": rounded(r.score), "mean_return": rounded(r.mean_return),
+             "seed_scores": rounded(r.seed_scores), "episodes": r.episodes, "steps": r.steps}
             for r in result.envs
         ],
     }
     print(json.dumps(out, indent=2, ensure_ascii=False))
     return 0
+
+
+def rounded(value: Any, digits: int = 10) -> Any:
+    """``value`` with every float rounded to ``digits`` significant digits: no float
+    noise such as 0.8112999999999999 (printed 0.8113), while keeping the precision
+    that comparing with a run's recorded fitness needs; other values unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v, digits) for v in value]
+    return value
 
 
 def _cmd_envs(args: argparse.Namespace) -> int:
@@ -351,6 +384,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from evo.config import PRESETS
+
     parser = argparse.ArgumentParser(
         prog="evo", description="Evolutionary search over programs written as typed graphs."
     )
@@ -401,8 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=int, default=None,
                     help="train this many steps per environment instead of its budget")
     ev.add_argument("--hurdle", default=None, metavar="ENV[:THRESHOLD]",
-                    help="run ENV first and stop below THRESHOLD (default 0.6); default none")
-    ev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS")
+                    help="train on ENV first and stop if its score is below THRESHOLD (0.6 "
+                         "if omitted); 'none' for no hurdle. Without the flag: no hurdle, "
+                         "or the config's with --config/--preset")
+    ev.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                    help="wall-clock limit for the whole evaluation; past it the result "
+                         "has status 'timeout' and fitness 0 (default: 3600, or the "
+                         "config's with --config/--preset)")
     ev.add_argument("--threads", type=int, default=None, metavar="N",
                     help="BLAS/OpenMP threads (default: the config's "
                          "workers.threads_per_worker, or 1)")
@@ -427,7 +467,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "to runs/<name>-<timestamp>.db.")
     run.add_argument("config", nargs="?", default=None, help="run config (TOML)")
     run.add_argument("--preset", default=None, metavar="NAME",
-                     help="a built-in config: quick, dqn-seeded, from-scratch")
+                     help=f"a built-in config: {', '.join(PRESETS)}")
     run.add_argument("--store", default=None, metavar="PATH",
                      help="the run store to create (default runs/<name>-<timestamp>.db)")
     run.add_argument("--trials", type=int, default=None, metavar="N",
