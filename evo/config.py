@@ -690,6 +690,75 @@ def make_arch_evaluator(section: ArchEvaluatorSection, space: SpaceSection) -> A
     return ArchEvaluator.from_config(table)
 
 
+# -- from Python objects --------------------------------------------------------------------
+def config_from_objects(algorithm: Any, evaluator: Any, trials: int, *, name: str = "run",
+                        fec_mode: str = "training", workers: int | None = None) -> RunConfig:
+    """The :class:`RunConfig` of a search built from Python objects: a
+    :class:`~evo.algorithms.RegularizedEvolution` or
+    :class:`~evo.algorithms.RandomSearch` over a :class:`~evo.algorithms.SeedSpace`,
+    and an :class:`~evo.rl_evaluator.RLEvaluator`.
+
+    Give ``config_from_objects(...).to_dict()`` to :meth:`RunStore.create
+    <evo.store.RunStore.create>`, and the store is as complete as one that ``evo run``
+    made: ``evo status`` shows the settings, ``evo resume`` continues it, and the
+    exported ``config.toml`` works with ``evo eval --config``.
+
+    Raises:
+        ConfigError: if an object is of a kind that a config cannot describe (your
+            own space or evaluator); record your own description in the store then.
+    """
+    from evo.algorithms import RandomSearch, RegularizedEvolution, SeedSpace
+    from evo.rl_evaluator import RLEvaluator
+
+    space = getattr(algorithm, "space", None)
+    if not isinstance(space, SeedSpace):
+        raise ConfigError(f"search space {space!r}: only a SeedSpace can be described by a "
+                          "run config")
+    search: dict[str, Any] = {"seed_program": space.base or SCRATCH,
+                              "extra_nodes": space.extra_nodes}
+    if isinstance(algorithm, RegularizedEvolution):
+        search.update(algorithm="regularized_evolution",
+                      population_size=algorithm.population_size,
+                      tournament_size=algorithm.tournament_size,
+                      mutation_p=float(algorithm.mutation_p))
+    elif isinstance(algorithm, RandomSearch):
+        search["algorithm"] = "random"
+    else:
+        raise ConfigError(f"algorithm {type(algorithm).__name__}: only RegularizedEvolution "
+                          "and RandomSearch can be described by a run config")
+    if not isinstance(evaluator, RLEvaluator):
+        raise ConfigError(f"evaluator {type(evaluator).__name__}: only an RLEvaluator can be "
+                          "described by a run config")
+    ev: dict[str, Any] = {"envs": [spec.id for spec in evaluator.specs],
+                          "seeds": list(evaluator.seeds), "agent": _agent_dict(evaluator.config)}
+    ev["hurdle"] = False if evaluator.hurdle is None else {
+        "env": evaluator.hurdle_spec.id, "threshold": float(evaluator.hurdle.threshold)}
+    if evaluator.time_limit is not None:
+        ev["time_limit"] = float(evaluator.time_limit)
+    if evaluator.max_steps is not None:
+        ev["max_steps"] = evaluator.max_steps
+    if evaluator.steps:
+        ev["steps"] = evaluator.steps
+    # The budgets as the evaluator resolved them (defaults scaled, overrides applied).
+    budgets = {}
+    for env, budget in evaluator.budgets.items():
+        if evaluator.steps and budget.episodes is None and budget.steps == evaluator.steps:
+            continue
+        budgets[env] = {k: v for k, v in (("episodes", budget.episodes),
+                                          ("steps", budget.steps)) if v is not None}
+    if budgets:
+        ev["budgets"] = budgets
+    data: dict[str, Any] = {
+        "run": {"name": name, "trials": trials, "seed": int(algorithm.seed)},
+        "search": search,
+        "fec": {"mode": fec_mode},
+        "evaluator": ev,
+    }
+    if workers is not None:
+        data["workers"] = {"workers": workers}
+    return from_dict(data)
+
+
 # -- writing TOML ---------------------------------------------------------------------------
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 

@@ -216,22 +216,81 @@ def _counts(store: RunStore) -> dict[str, int]:
 
 
 def _eval_command(config: Mapping[str, Any]) -> str:
+    """An `evo eval` line that keeps the run's agent (through ``--config``) and picks
+    environments and a budget explicitly."""
     ev = config.get("evaluator", {})
-    parts = ["evo eval program.json"]
-    for env in ev.get("envs", []):
+    parts = ["evo eval program.json --config config.toml"]
+    for env in ev.get("envs", []) or ["CartPole"]:
         parts.append(f"--env {env}")
-    hurdle = ev.get("hurdle")
-    if isinstance(hurdle, Mapping):
-        parts.append(f"--hurdle {hurdle['env']}:{hurdle['threshold']}")
-    if ev.get("steps"):
-        parts.append(f"--steps {ev['steps']}")
-    seeds = ev.get("seeds", [0])
-    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
-        if seeds[0]:
-            parts.append(f"--seed {seeds[0]}")
-        if len(seeds) > 1:
-            parts.append(f"--seeds {len(seeds)}")
+    parts.append(f"--steps {ev.get('steps') or 20_000}")
     return " ".join(parts)
+
+
+def agent_differences(config: Mapping[str, Any]) -> list[str]:
+    """How the run's agent differs from the default agent (``DQNConfig()``), as
+    ``"hidden (64, 64) instead of (256, 256)"`` lines; empty if it does not."""
+    from evo.dqn import DQNConfig
+
+    default = DQNConfig()
+    agent = config.get("evaluator", {}).get("agent", {})
+    out = []
+    for name in DQNConfig.field_names():
+        if name not in agent:
+            continue
+        ours, theirs = agent[name], getattr(default, name)
+        ours = tuple(ours) if isinstance(ours, list) else ours
+        if ours != theirs:
+            out.append(f"{name} {ours!r} instead of {theirs!r}")
+    return out
+
+
+def _search_line(config: Mapping[str, Any]) -> str:
+    """The card's search settings, or a plain note where the store records none."""
+    problem = _config_problem(config)
+    if problem:
+        return (f"Search settings: not recorded. The store's config is not a run config "
+                f"({problem}), as happens when a search is started from Python with its own "
+                "dict; `config.toml` holds that dict. Record "
+                "`evo.config.config_from_objects(algorithm, evaluator, trials).to_dict()` "
+                "with `RunStore.create` to make a store that `evo resume`, `evo status` and "
+                "`evo eval --config` understand.")
+    from evo.config import from_dict
+
+    search = from_dict(config).to_dict()["search"]
+    seed = search["seed_program"]
+    start = ("the frozen from-scratch skeleton" if seed == "scratch" else f"`{seed}`")
+    line = f"Search: {search['algorithm']}"
+    if search["algorithm"] == "regularized_evolution":
+        line += (f", population {search['population_size']}, tournament "
+                 f"{search['tournament_size']}, mutation probability {search['mutation_p']}")
+    return f"{line}, seeded from {start} + {search['extra_nodes']} random nodes."
+
+
+def _config_problem(config: Mapping[str, Any]) -> str:
+    """Why ``config`` is not a valid run config ('' if it is)."""
+    from evo.config import from_dict
+    from evo.errors import ConfigError
+
+    try:
+        from_dict(config)
+    except ConfigError as err:
+        return str(err)
+    return ""
+
+
+def _agent_note(config: Mapping[str, Any]) -> list[str]:
+    diff = agent_differences(config)
+    if not diff:
+        return ["The run trained the default agent (`evo.dqn.DQNConfig()`), so every "
+                "recipe below trains the same agent as the run.", ""]
+    return [
+        f"**The run's agent is not the default one**: {'; '.join(diff)} "
+        "(`[evaluator.agent]` in `config.toml`). The recipes below keep it: `--config "
+        "config.toml` on the command line, `config=run.evaluator.agent` in Python. "
+        "Without them, `evo eval` and `evaluate` train the default agent instead, whose "
+        "scores are not comparable with the rows'.",
+        "",
+    ]
 
 
 def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str, Any]],
@@ -240,7 +299,6 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
     if config.get("space"):
         return _arch_card(config, info, rows, store_name, top)
     run = config.get("run", {})
-    search = config.get("search", {})
     ev = config.get("evaluator", {})
     name = run.get("name", "run")
     envs = ", ".join(ev.get("envs", []))
@@ -282,9 +340,7 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         f"| rows in this dataset | {len(rows)} |",
         f"| best fitness | {best} |",
         "",
-        f"Search: {search.get('algorithm', '?')}, population {search.get('population_size')}, "
-        f"tournament {search.get('tournament_size')}, seeded from "
-        f"`{search.get('seed_program')}` + {search.get('extra_nodes')} random nodes.",
+        _search_line(config),
         "",
         "## Fields",
         "",
@@ -299,13 +355,14 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         "",
         "## Reload and re-evaluate a row",
         "",
+        *_agent_note(config),
         "Save a row's program as a program file, then train agents with it:",
         "",
         "```bash",
         "python -c \"import json; row = json.loads(open('programs.jsonl').readline()); "
         "json.dump(row['program'], open('program.json', 'w'), indent=2)\"",
         "evo eval program.json --config config.toml   # the run's exact evaluator settings",
-        f"{_eval_command(config)}   # or choose envs and budget yourself",
+        f"{_eval_command(config)}   # your own envs and budget, the run's agent",
         "```",
         "",
         "The same in Python:",
@@ -326,8 +383,10 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         "result = make_evaluator(load_config(\"config.toml\")).evaluate(program)",
         "print(result.fitness, result.scores)  # equals row[\"fitness\"], row[\"scores\"]",
         "",
-        "# or any other setting:",
-        "result = evaluate(program, envs=[\"CartPole\"], steps=20_000, seeds=3)",
+        "# your own envs, budget and seeds, with the run's agent:",
+        "run = load_config(\"config.toml\")",
+        "result = evaluate(program, envs=[\"CartPole\"], steps=20_000, seeds=3,",
+        "                  config=run.evaluator.agent)",
         "```",
         "",
         "From Parquet: `pyarrow.parquet.read_table('programs.parquet').to_pylist()`; "
