@@ -10,6 +10,7 @@ re-done because a kill caught them in flight.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -128,12 +129,7 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
             assert proc.returncode == 0
             target += EXTEND
             continue
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers
-        proc.wait(30)
-        deadline = time.monotonic() + 10
-        while group_alive(proc.pid):
-            assert time.monotonic() < deadline, "the driver's processes survived SIGKILL"
-            time.sleep(0.05)
+        kill_group(proc)  # the driver and its workers
         kills += 1
         finished, recorded, logged = snapshot(path, log)
         finished_after_kill.append(finished)
@@ -148,7 +144,33 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
     # A kill wastes at most the evaluations in flight: one per worker.
     assert all(0 <= r <= WORKERS for r in redone_per_kill), redone_per_kill
 
-    # Let the last start finish the run.
+    finish_and_check(driver, path, log, target, env, kills, wasted)
+    print(f"\nkills={kills} target={target} finished after each kill={finished_after_kill} "
+          f"re-done per kill={redone_per_kill} (worst {max(redone_per_kill)})")
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL a driver and its workers; wait until none is left."""
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    deadline = time.monotonic() + 10
+    while group_alive(proc.pid):
+        assert time.monotonic() < deadline, "the driver's processes survived SIGKILL"
+        time.sleep(0.05)
+
+
+def population_size(path: Path) -> int:
+    db = sqlite3.connect(path)
+    try:
+        row = db.execute("SELECT value FROM meta WHERE key='algorithm'").fetchone()
+    finally:
+        db.close()
+    return len(json.loads(row[0])["algorithm"]["population"]) if row else 0
+
+
+def finish_and_check(driver: Path, path: Path, log: Path, target: int, env: dict, kills: int,
+                     wasted: int) -> None:
+    """Let a last start finish the run, then check the store against the evaluator's log."""
     cmd = [sys.executable, str(driver), str(path), str(log), str(target)]
     final = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-3000:]
@@ -186,8 +208,6 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
     assert tuple(hits) == (status["duplicate"], status["done"])
 
     # The saved algorithm state is consistent with the trials.
-    import json
-
     state = json.loads(db.execute("SELECT value FROM meta WHERE key='algorithm'")
                        .fetchone()[0])["algorithm"]
     assert len(state["population"]) == POPULATION
@@ -201,5 +221,50 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
         if r["parent"] is not None:
             assert r["parent"] < r["id"] and by_id[r["parent"]]["fitness"] is not None
     db.close()
-    print(f"\nkills={kills} target={target} finished after each kill={finished_after_kill} "
-          f"re-done per kill={redone_per_kill} (worst {max(redone_per_kill)})")
+
+
+LATE_TARGET = 1200
+LATE_FROM = 300  # finished trials before the first kill: hundreds, with a full population
+LATE_KILLS = 6
+
+
+def test_sigkill_late_in_a_long_run_and_resume(tmp_path):
+    """Kills that hit a mature run: hundreds of finished trials, a full population, a
+    fec table with many entries and duplicates waiting on in-flight evaluations."""
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER.format(root=str(ROOT), population=POPULATION, workers=WORKERS))
+    path, log = tmp_path / "run.evo", tmp_path / "evaluations.log"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    rng = random.Random(11)
+    cmd = [sys.executable, str(driver), str(path), str(log), str(LATE_TARGET)]
+
+    # The first start runs uninterrupted to LATE_FROM finished trials, then dies.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while snapshot(path, log)[0] < LATE_FROM:
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "the run is too slow to reach the late phase"
+        time.sleep(0.05)
+    kill_group(proc)
+    finished_after_kill = [snapshot(path, log)[0]]
+    assert finished_after_kill[0] >= LATE_FROM and population_size(path) == POPULATION
+    wasted = snapshot(path, log)[2] - snapshot(path, log)[1]
+    assert 0 <= wasted <= WORKERS
+
+    kills = 1
+    while kills < LATE_KILLS:  # later kills: each start resumes, works briefly, dies
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                                start_new_session=True)
+        time.sleep(rng.uniform(0.6, 1.5))
+        assert proc.poll() is None, "the run finished before the late kills were done"
+        kill_group(proc)
+        kills += 1
+        finished, recorded, logged = snapshot(path, log)
+        assert finished >= finished_after_kill[-1]  # no finished trial lost
+        assert 0 <= logged - recorded - wasted <= WORKERS  # at most the ones in flight
+        wasted = logged - recorded
+        finished_after_kill.append(finished)
+        assert population_size(path) == POPULATION
+    assert finished_after_kill[-1] < LATE_TARGET
+    finish_and_check(driver, path, log, LATE_TARGET, env, kills, wasted)
+    print(f"\nlate kills: finished after each kill={finished_after_kill}")
