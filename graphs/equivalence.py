@@ -7,24 +7,40 @@ Two steps, cheapest first:
    structural hash (and, for people, a canonical :class:`Program`). Programs with
    equal structural hashes compute the same function, so their fingerprint is
    memoized by it.
-2. **Fingerprint** on the op set's fixed probe inputs (for RL losses: 10 samples,
-   4-d states, 4 actions, FLOATs in U(-100,100), two different random MLPs):
+2. **Fingerprint** on the op set's probe set, several fixed batches evaluated
+   together (for RL losses, three batches of 10 samples with their own random
+   networks and random-draw seeds: all rewards 1 and no terminal; rewards in
+   {0, ±1}, mostly negative, with terminal transitions; generic rewards and
+   discounts; see ``graphs.rl_loss.probe_set`` and ``docs/fec.md``):
 
-   * ``"output"`` mode, as in the paper: round the per-sample outputs to 4
-     decimals and hash the whole vector.
-   * ``"training"`` mode (the default): hash the gradient of the mean loss with
-     respect to every trainable network output (Q(s,.) and, where used, Q(s',.)),
-     divided by its L2 norm and rounded to 6 decimals. Adam is invariant to a
-     positive rescaling of the loss, and a term that does not depend on the online
-     network leaves every update unchanged, so losses that agree here train
-     identically: DQN and DQN + log|Y|, or δ² and 0.5·δ², share a fingerprint.
-     It is the default because such duplicates are common in search (any dangling
-     target-only term) and training them again only buys evaluation noise.
+   * ``"output"`` mode, as in the paper: round the per-sample outputs on every
+     probe to 4 decimals and hash the whole vector.
+   * ``"training"`` mode (the default): hash the gradient of each batch's mean
+     loss with respect to every trainable network output (Q(s,.) and, where used,
+     Q(s',.)), on every probe, as ONE vector divided by ONE scale (its L2 norm)
+     and rounded to 6 decimals.
+
+   **The rule of training mode:** two losses are merged when their gradients
+   with respect to the online network's outputs agree, up to one positive factor,
+   over the whole probe set. Adam is invariant to a positive rescaling of the
+   loss, and a term that does not depend on the online network leaves every
+   update unchanged, so such losses train identically: DQN and DQN + log|r|,
+   δ² and 0.5·δ², Square(δ) and δ·δ share a fingerprint. A factor that is
+   constant within a batch but depends on the data (a batch statistic such as
+   StdBatch(r), or a random draw) is *not* a rescaling: it changes from batch to
+   batch, which the probes expose (one batch of equal rewards, one of mostly
+   negative rewards, one with terminal transitions, a draw per batch from its
+   own seed), and one scale for the whole set keeps it from being normalized
+   away. The probes sit at the magnitudes training sees (rewards in {0, ±1},
+   Q-values of order 1), so a max/min between terms is decided as it would be
+   in training. Training mode is the default because target-only terms and
+   rescalings are common in search and training them again only buys noise.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 
 import numpy as np
@@ -35,6 +51,8 @@ from graphs.program import Node, Program
 
 MODES = ("training", "output")
 DEFAULT_DECIMALS = {"output": 4, "training": 6}
+# Hashed into every fingerprint: fingerprints from another probe scheme never match.
+PROBE_SCHEME = "probe-set-2"
 
 
 # -- structure ---------------------------------------------------------------------------
@@ -90,26 +108,42 @@ def canonicalize(program: Program) -> Program:
     commutative arguments ordered, nodes in a structure-determined order and named
     ``n0, n1, ...``. Frozen flags are kept."""
     hashes = node_hashes(program)
+    types = program.types
     n_in = program.n_inputs
-    new_index: dict[int, int] = {i: i for i in range(n_in)}  # by content hash
-    by_hash: dict[int, int] = {hashes[i]: i for i in range(n_in)}
+    by_hash: dict[int, int] = {hashes[i]: i for i in range(n_in)}  # new index by content
     nodes: list[Node] = []
 
-    def visit(idx: int) -> int:
-        h = hashes[idx]
-        if h in by_hash:
-            return by_hash[h]
+    def ordered_args(idx: int) -> list[int]:
         node = program.node(idx)
         args = list(node.args)
-        if node.op.commutative and len({program.types[a] for a in args}) == 1:
+        if node.op.commutative and len({types[a] for a in args}) == 1:
             args.sort(key=lambda a: hashes[a])
-        mapped = tuple(visit(a) for a in args)
-        nodes.append(Node(node.op, mapped, node.frozen))
-        by_hash[h] = n_in + len(nodes) - 1
-        return by_hash[h]
+        return args
 
-    del new_index
-    out = visit(program.output)
+    # A depth-first post-order walk from the output, arguments in (canonical) order,
+    # each distinct content emitted once. Iterative: chains of any depth.
+    out = by_hash.get(hashes[program.output])
+    stack: list[tuple[int, list[int], list[int]]] = []  # (index, arguments, mapped so far)
+    if out is None:
+        stack.append((program.output, ordered_args(program.output), []))
+    while stack:
+        idx, args, mapped = stack[-1]
+        if len(mapped) < len(args):
+            a = args[len(mapped)]
+            known = by_hash.get(hashes[a])
+            if known is None:
+                stack.append((a, ordered_args(a), []))
+            else:
+                mapped.append(known)
+            continue
+        stack.pop()
+        node = program.node(idx)
+        nodes.append(Node(node.op, tuple(mapped), node.frozen))
+        new = by_hash[hashes[idx]] = n_in + len(nodes) - 1
+        if stack:
+            stack[-1][2].append(new)
+        else:
+            out = new
     return Program(program.opset, nodes, program.inputs, output=out)
 
 
@@ -132,9 +166,17 @@ class FEC:
         self.decimals = DEFAULT_DECIMALS[mode] if decimals is None else decimals
         self.memo_size = memo_size
         self._memo: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._headers: dict[str, bytes] = {}
 
     def __repr__(self) -> str:
         return f"FEC(mode={self.mode!r}, decimals={self.decimals})"
+
+    def _header(self, opset_name: str) -> bytes:
+        header = self._headers.get(opset_name)
+        if header is None:
+            header = self._headers[opset_name] = (
+                f"{opset_name}|{self.mode}|{self.decimals}|{PROBE_SCHEME}".encode())
+        return header
 
     def __call__(self, program: Program) -> str:
         return self.fingerprint(program)
@@ -157,26 +199,24 @@ class FEC:
             return self._digest(program)
 
     def _digest(self, program: Program) -> str:
-        from graphs.execute import _probe_gradients, _probe_values
+        from graphs.execute import _probe_set_gradients, _probe_set_outputs
 
-        probe = program.opset.probes()[0]
         h = hashlib.blake2b(digest_size=16)
-        h.update(f"{program.opset.name}|{self.mode}|{self.decimals}".encode())
+        h.update(self._header(program.opset.name))
         if self.mode == "output":
-            out = _probe_values(program, 0)[program.output]
-            n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
-            _update(h, _rounded(np.broadcast_to(out, (n, 1)), self.decimals))
+            _update(h, _rounded(_probe_set_outputs(program), self.decimals))
             return "o" + h.hexdigest()
-        grads = _probe_gradients(program, 0)
-        keys = sorted(grads)
-        norm = float(np.sqrt(sum(float(np.square(grads[k]).sum()) for k in keys)))
+        # One vector for the whole probe set (every probe's batch, and Q(s,.) and
+        # Q(s',.) alike), normalized by ONE scale: a factor that differs between
+        # probes (a batch statistic, a random draw) is not a positive rescaling.
+        grads = _probe_set_gradients(program)
+        keys = sorted(grads) if len(grads) > 1 else list(grads)
+        norm = math.sqrt(sum(float(np.vdot(grads[k], grads[k])) for k in keys))
         if not norm > ZERO_GRADIENT_TOL:
-            # No gradient on this probe (only rounding noise): the direction means
+            # No gradient on any probe (only rounding noise): the direction means
             # nothing, so tell such programs apart by their outputs instead.
             h.update(b"no-gradient")
-            out = _probe_values(program, 0)[program.output]
-            n = max(len(v) for v in probe.feed.values() if isinstance(v, np.ndarray))
-            _update(h, _rounded(np.broadcast_to(out, (n, 1)), DEFAULT_DECIMALS["output"]))
+            _update(h, _rounded(_probe_set_outputs(program), DEFAULT_DECIMALS["output"]))
             return "t" + h.hexdigest()
         scale = norm if np.isfinite(norm) else 1.0
         for k in keys:
@@ -191,7 +231,10 @@ class FEC:
 def _rounded(values: np.ndarray, decimals: int) -> np.ndarray:
     """Rounded, with -0.0 as 0.0 and one NaN bit pattern (the caller ignores numpy's
     floating-point warnings)."""
-    r = np.round(np.asarray(values, dtype=np.float64), decimals) + 0.0
+    r = np.asarray(values, dtype=np.float64).round(decimals) + 0.0
+    total = r.sum()
+    if total == total:  # no NaN (a NaN, or inf - inf, makes the sum NaN)
+        return r
     nan = np.isnan(r)
     return np.where(nan, np.nan, r) if nan.any() else r
 

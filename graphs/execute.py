@@ -12,8 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from graphs.opset import Probe
+from graphs.opset import Probe, probe_rows
 from graphs.program import Program
+
+# ``which`` of the op set's stacked probe: every probe's batch, one after another
+# (see :meth:`graphs.opset.OpSet.stacked_probe`).
+STACKED = -1
 
 
 class Trace:
@@ -59,8 +63,14 @@ def forward(
         return Trace(program, _forward(program, feed, net_outputs, rng, values))
 
 
-def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0) -> list[Any]:
-    """Fill in ``values`` (None where not known yet) for every live index."""
+def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0,
+             rows: int = 0) -> list[Any]:
+    """Fill in ``values`` (None where not known yet) for every live index.
+
+    With ``rows``, the feed is a stacked probe: ``seed`` is then a tuple with one
+    draw seed per batch of ``rows`` rows; each random-constant op draws once per
+    batch and each batch-mixing op reduces each batch on its own (a column: each
+    batch's value repeated over its rows)."""
     ids = program.ids
     for i, inp in enumerate(program.inputs):
         if program.live[i]:
@@ -74,7 +84,12 @@ def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0) 
             continue
         kind = op.kind
         if kind == "compute":
-            if len(args) == 2:
+            if rows and op.mixes_rows:
+                per_row = _per_row(program)
+                values[idx] = np.repeat(np.concatenate([
+                    op.forward(*_batch_args(per_row, args, values, k * rows, rows))
+                    for k in range(len(seed))]), rows, axis=0)
+            elif len(args) == 2:
                 values[idx] = op.forward(values[args[0]], values[args[1]])
             else:
                 values[idx] = op.forward(*[values[a] for a in args])
@@ -85,8 +100,13 @@ def _forward(program, feed, net_outputs, rng, values: list[Any], seed: int = 0) 
             )
         else:
             if rng is None:  # created on demand: most programs draw nothing
-                rng = np.random.default_rng(seed)
-            values[idx] = op.forward(rng)
+                rng = ([np.random.default_rng(s) for s in seed] if rows
+                       else np.random.default_rng(seed))
+            if rows:  # stacked batches: each draws from its own stream
+                values[idx] = np.repeat(np.concatenate([op.forward(r) for r in rng]), rows,
+                                        axis=0)
+            else:
+                values[idx] = op.forward(rng)
     return values
 
 
@@ -102,12 +122,16 @@ def backward(
         return _backward(trace.program, trace.values, seed)
 
 
-def _backward(program: Program, values: list[Any], seed: float | None
-              ) -> dict[tuple[str, str], np.ndarray]:
+def _backward(program: Program, values: list[Any], seed: float | None, rows: int = 0,
+              batches: int = 0) -> dict[tuple[str, str], np.ndarray]:
+    """With ``rows``, ``values`` come from a stacked probe of ``batches`` batches
+    (``seed`` is then ``1/rows``)."""
     carries, ids = program.carries_gradient, program.ids
     grads: list[Any] = [None] * len(program)
     out = np.asarray(values[program.output])
     scale = 1.0 / out.size if seed is None else seed
+    if rows and out.shape[0] == rows * batches:  # each batch's mean, also of a LIST
+        scale = seed * out.shape[0] / out.size
     grads[program.output] = np.full(out.shape, scale)
     result: dict[tuple[str, str], np.ndarray] = {}
     missed = False  # a trainable application that no gradient reached
@@ -124,7 +148,9 @@ def _backward(program: Program, values: list[Any], seed: float | None
             continue
         if op.backward is None:
             continue
-        if len(args) == 2:
+        if rows and op.mixes_rows:
+            arg_grads = _batchwise_backward(program, op, idx, args, values, g, rows, batches)
+        elif len(args) == 2:
             arg_grads = op.backward(g, values[idx], values[args[0]], values[args[1]])
         else:
             arg_grads = op.backward(g, values[idx], *[values[a] for a in args])
@@ -140,16 +166,130 @@ def _backward(program: Program, values: list[Any], seed: float | None
     return result
 
 
+def _per_row(program: Program) -> list[bool]:
+    """For every index, whether its value on a stacked probe varies row by row; if
+    not, it holds one value per batch (repeated over the batch's rows: a batch
+    reduction, a draw, what is computed from those) or one for all (a constant)."""
+    per_row = program._cache.get("per_row")
+    if per_row is None:
+        per_row = [True] * len(program)
+        for idx, op, args in program.plan:
+            if op.kind == "random" or op.mixes_rows:
+                per_row[idx] = False
+            elif op.kind == "compute":
+                per_row[idx] = any(per_row[a] for a in args)
+        program._cache["per_row"] = per_row
+    return per_row
+
+
+def _batch_args(per_row: list[bool], args: tuple[int, ...], values: list[Any], lo: int,
+                rows: int) -> list[Any]:
+    """The arguments of a batch-mixing op for the stacked batch starting at row
+    ``lo``, as that batch's own probe gives them."""
+    out = []
+    for a in args:
+        x = values[a]
+        if per_row[a]:
+            out.append(x[lo:lo + rows])
+        elif x.shape[0] == 1:
+            out.append(x)  # one value for all batches
+        else:
+            out.append(x[lo:lo + 1])  # the batch's value, once
+    return out
+
+
+def _batchwise_backward(program: Program, op: Any, idx: int, args: tuple[int, ...],
+                        values: list[Any], g: np.ndarray, rows: int, batches: int
+                        ) -> list[Any]:
+    """The backward rule of a batch-mixing op on a stacked probe, batch by batch.
+
+    A value that holds one value per batch gets, on each batch's first row, the
+    gradient with respect to that one value (the rest of the batch's rows 0), so
+    summing a batch's rows gives that gradient, as for the value computed from it.
+    """
+    per_row = _per_row(program)
+    parts: list[list[Any]] = [[] for _ in args]
+    out = values[idx]
+    for k in range(batches):
+        lo = k * rows
+        xs = _batch_args(per_row, args, values, lo, rows)
+        gk = g[lo:lo + rows].sum(axis=0, keepdims=True)  # the op's output: one row
+        for part, ga in zip(parts, op.backward(gk, out[lo:lo + 1], *xs)):
+            part.append(ga)
+    result: list[Any] = []
+    for a, part in zip(args, parts):
+        x = values[a]
+        if any(ga is None for ga in part):
+            result.append(None)
+        elif per_row[a]:
+            result.append(np.concatenate(part))
+        elif x.shape[0] == 1:
+            result.append(sum(part[1:], part[0]))
+        else:
+            ga = np.zeros(x.shape)
+            ga[::rows] = np.concatenate(part)
+            result.append(ga)
+    return result
+
+
 def gradients(program: Program, probe: Probe) -> dict[tuple[str, str], np.ndarray]:
-    """Gradients of the mean loss on a probe (see :func:`backward`)."""
+    """Gradients of the mean loss on a probe (see :func:`backward`); on a stacked
+    probe, of each batch's mean, stacked."""
     with np.errstate(all="ignore"):
         values = _forward(program, probe.feed, probe.net_outputs, None, [None] * len(program),
-                          probe.seed)
-        return _backward(program, values, None)
+                          *_draws(probe))
+        return _backward(program, values, *_cotangent(probe))
+
+
+def _draws(probe: Probe) -> tuple[Any, int]:
+    """``seed`` and ``rows`` for :func:`_forward` on ``probe``."""
+    return (probe.seeds, probe.rows) if probe.rows else (probe.seed, 0)
+
+
+def _cotangent(probe: Probe) -> tuple[float | None, int, int]:
+    """``seed``, ``rows`` and ``batches`` for :func:`_backward` on ``probe``: on a
+    stacked probe, the gradient of each batch's mean."""
+    return (1.0 / probe.rows, probe.rows, len(probe.seeds)) if probe.rows else (None, 0, 0)
+
+
+def _probe(program: Program, which: int) -> Probe:
+    opset = program.opset
+    return opset.stacked_probe() if which == STACKED else opset.probes()[which]
+
+
+def stackable(program: Program) -> bool:
+    """Whether the program's results on the stacked probe are its results on each
+    probe, one after another: every live op that mixes batch rows reduces them to
+    one row (as MeanBatch and StdBatch do), so it is applied batch by batch; each
+    batch also draws random constants from its own seed."""
+    value = program._cache.get("stackable")
+    if value is None:
+        value = program._cache["stackable"] = all(
+            _reduces_rows(op) for _, op, _ in program.plan if op.mixes_rows)
+    return value
+
+
+_REDUCES_ROWS: dict[Any, bool] = {}  # by op (ops compare by identity)
+
+
+def _reduces_rows(op: Any) -> bool:
+    """Whether a batch-mixing op maps a batch to one row (tried once per op)."""
+    known = _REDUCES_ROWS.get(op)
+    if known is None:
+        try:
+            with np.errstate(all="ignore"):
+                out = op.forward(*[np.arange(6.0).reshape(3, 2) + i
+                                   for i in range(len(op.signatures[0].args))])
+            known = np.shape(out) == (1, 2) and op.backward is not None
+        except Exception:  # noqa: BLE001 (an op that can't take this: not stacked)
+            known = False
+        _REDUCES_ROWS[op] = known
+    return known
 
 
 def probe_trace(program: Program, which: int = 0) -> Trace:
-    """The forward pass on the op set's probe number ``which``, cached on the program.
+    """The forward pass on the op set's probe number ``which`` (or :data:`STACKED`),
+    cached on the program.
 
     After a point edit (see :meth:`Program.derive`) only the nodes the edit can
     affect are recomputed; the rest come from the parent's cached values, so the
@@ -172,11 +312,11 @@ def probe_gradients(program: Program, which: int = 0) -> dict[tuple[str, str], n
 # The two below leave numpy's error state to the caller (entering np.errstate costs
 # more than a small op): callers that run several passes enter it once.
 def _probe_values(program: Program, which: int) -> list[Any]:
-    probe = program.opset.probes()[which]
+    probe = _probe(program, which)
 
     def compute(known: list[Any] | None) -> list[Any]:
         values = [None] * len(program) if known is None else known
-        return _forward(program, probe.feed, probe.net_outputs, None, values, probe.seed)
+        return _forward(program, probe.feed, probe.net_outputs, None, values, *_draws(probe))
 
     return program.per_node(("probe", which), compute)
 
@@ -185,5 +325,42 @@ def _probe_gradients(program: Program, which: int) -> dict[tuple[str, str], np.n
     key = ("probe_grads", which)
     grads = program._cache.get(key)
     if grads is None:
-        grads = program._cache[key] = _backward(program, _probe_values(program, which), None)
+        values = _probe_values(program, which)
+        grads = program._cache[key] = _backward(program, values,
+                                                *_cotangent(_probe(program, which)))
     return grads
+
+
+def _probe_set_gradients(program: Program) -> dict[tuple[str, str], np.ndarray]:
+    """Gradients on every probe of the op set, each batch's rows one after another
+    (the stacked probe's layout): one pass on the stacked probe when the program is
+    :func:`stackable`, else one pass per probe."""
+    grads = program._cache.get("probe_set_grads")
+    if grads is None:
+        n = len(program.opset.probes())
+        if n > 1 and stackable(program):
+            grads = _probe_gradients(program, STACKED)
+        else:
+            parts = [_probe_gradients(program, k) for k in range(n)]
+            grads = {}
+            for key in dict.fromkeys(k for part in parts for k in part):
+                like = next(part[key] for part in parts if key in part)
+                grads[key] = np.concatenate([
+                    part[key] if key in part else np.zeros_like(like) for part in parts])
+        program._cache["probe_set_grads"] = grads
+    return grads
+
+
+def _probe_set_outputs(program: Program) -> np.ndarray:
+    """The per-sample output on every probe, the batches one after another, shape
+    ``(total rows, 1)``."""
+    opset = program.opset
+    probes = opset.probes()
+    out = program.output
+    if len(probes) > 1 and stackable(program):
+        stacked = opset.stacked_probe()
+        return np.broadcast_to(_probe_values(program, STACKED)[out],
+                               (stacked.rows * len(probes), 1))
+    return np.concatenate([
+        np.broadcast_to(_probe_values(program, k)[out], (probe_rows(p), 1))
+        for k, p in enumerate(probes)])

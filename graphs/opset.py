@@ -29,11 +29,57 @@ class Probe:
 
     ``net_outputs`` holds every parameter application precomputed, keyed by
     ``(parameter input, argument input)``; ``seed`` seeds the random-constant ops.
+
+    A *stacked* probe (see :func:`stack_probes`) holds several probes' batches one
+    after another, ``rows`` rows each, and one draw seed per batch in ``seeds``: a
+    program is evaluated on all of them in one pass, with each batch's random
+    constants drawn from its own seed and batch reductions (MeanBatch, StdBatch)
+    taken batch by batch (see :mod:`graphs.execute`).
     """
 
     feed: dict[str, Any]
     net_outputs: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
     seed: int = 0
+    name: str = ""
+    seeds: tuple[int, ...] = ()
+    rows: int = 0
+
+
+class _StackedNet:
+    """A parameter input of a stacked probe: each batch's rows go through that
+    batch's own network."""
+
+    def __init__(self, nets: Sequence[Callable[[np.ndarray], np.ndarray]], rows: int) -> None:
+        self.nets, self.rows = tuple(nets), rows
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        r = self.rows
+        return np.concatenate([net(x[k * r:(k + 1) * r]) for k, net in enumerate(self.nets)])
+
+
+def probe_rows(probe: Probe) -> int:
+    """The batch size of ``probe`` (of one batch, for a stacked probe)."""
+    if probe.rows:
+        return probe.rows
+    return max((len(v) for v in probe.feed.values() if isinstance(v, np.ndarray)), default=1)
+
+
+def stack_probes(probes: Sequence[Probe]) -> Probe:
+    """One probe holding the batches of ``probes`` one after another (all of the same
+    batch size), to evaluate a program on all of them in one pass."""
+    rows = {probe_rows(p) for p in probes}
+    if len(rows) != 1:
+        raise ValueError(f"probes of different batch sizes ({sorted(rows)}) cannot be stacked")
+    (n,) = rows
+    feed: dict[str, Any] = {}
+    for key, value in probes[0].feed.items():
+        parts = [p.feed[key] for p in probes]
+        feed[key] = np.concatenate(parts) if isinstance(value, np.ndarray) else _StackedNet(
+            parts, n)
+    outputs = {key: np.concatenate([p.net_outputs[key] for p in probes])
+               for key in probes[0].net_outputs}
+    return Probe(feed, outputs, probes[0].seed, "+".join(p.name for p in probes),
+                 tuple(p.seed for p in probes), n)
 
 
 class OpSet:
@@ -57,6 +103,7 @@ class OpSet:
         self.doc = doc
         self._make_probes = probes
         self._probes: list[Probe] | None = None
+        self._stacked: tuple[list[Probe], Probe | None] | None = None
         self._ops_by_name = {op.name: op for op in self.ops}
         self._types_by_name = {t.name: t for t in self.types}
         self.type_positions = {t: i for i, t in enumerate(self.types)}
@@ -96,6 +143,15 @@ class OpSet:
         if self._probes is None:
             self._probes = self._make_probes() if self._make_probes else []
         return self._probes
+
+    def stacked_probe(self) -> Probe | None:
+        """All probes' batches in one (:func:`stack_probes`; computed once), or None
+        without probes."""
+        stacked = self._stacked
+        if stacked is None or stacked[0] is not self._probes:
+            probes = self.probes()
+            stacked = self._stacked = (probes, stack_probes(probes) if probes else None)
+        return stacked[1]
 
     def check(self, program: Program, numeric: bool = True) -> None:
         """Raise :class:`ProgramError` unless ``program`` is a valid program of this set."""
@@ -191,7 +247,7 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
     ``memo=False`` recomputes everything from scratch.
     """
     from graphs.equivalence import structural_hash
-    from graphs.execute import _probe_gradients, gradients
+    from graphs.execute import STACKED, _probe_gradients, gradients, stackable
 
     opset = program.opset
     key = structural_hash(program) if memo else None
@@ -199,9 +255,14 @@ def gradient_is_nonzero(program: Program, memo: bool = True) -> bool:
     if known is not None:
         return known
     result = False
+    # All probes in one pass on the stacked probe (the fingerprint then reuses it);
+    # else (an op that mixes rows without reducing them) one probe at a time.
+    n_probes = len(opset.probes())
+    which_probes = [STACKED] if memo and n_probes > 1 and stackable(program) else range(n_probes)
     with np.errstate(all="ignore"):
-        for which, probe in enumerate(opset.probes()):
-            grads = _probe_gradients(program, which) if memo else gradients(program, probe)
+        for which in which_probes:
+            grads = (_probe_gradients(program, which) if memo
+                     else gradients(program, opset.probes()[which]))
             for g in grads.values():
                 mag = np.abs(g)
                 if ((mag > ZERO_GRADIENT_TOL) & (mag < np.inf)).any():  # NaN fails both

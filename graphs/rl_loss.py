@@ -362,9 +362,12 @@ PROBE_SAMPLES, PROBE_STATE_DIM, PROBE_ACTIONS = 10, 4, 4
 PROBE_FLOAT_RANGE = 100.0
 
 
-def make_probe(seed: int, scale: float = PROBE_FLOAT_RANGE) -> Probe:
+def make_probe(seed: int, scale: float = PROBE_FLOAT_RANGE, rewards=None, gamma=None,
+               name: str = "") -> Probe:
     """Random inputs as in the paper's FEC: 10 samples, 4-d states, 4 actions,
-    FLOAT and state entries U(-scale, scale), and two different random MLPs."""
+    FLOAT and state entries U(-scale, scale), and two different random MLPs.
+    ``rewards`` and ``gamma`` (10 values each), where given, replace the random
+    ``r_t`` and ``gamma``; ``seed`` also seeds the probe's random-constant draws."""
     rng = np.random.default_rng(seed)
     b, d, a = PROBE_SAMPLES, PROBE_STATE_DIM, PROBE_ACTIONS
     q, q_targ = RandomMLP(rng, (d, 8, a)), RandomMLP(rng, (d, 8, a))
@@ -377,16 +380,42 @@ def make_probe(seed: int, scale: float = PROBE_FLOAT_RANGE) -> Probe:
         "r_t": rng.uniform(-scale, scale, (b, 1)),
         "gamma": rng.uniform(-scale, scale, (b, 1)),
     }
+    for key, given in (("r_t", rewards), ("gamma", gamma)):
+        if given is not None:
+            feed[key] = np.asarray(given, dtype=np.float64).reshape(b, 1)
     outputs = {
         (net, s): feed[net](feed[s]) for net in ("Q", "Q_targ") for s in ("s_t", "s_tp1")
     }
-    return Probe(feed, outputs, seed)
+    return Probe(feed, outputs, seed, name)
 
 
-def _probes() -> list[Probe]:
-    # The paper's FEC probe, plus a unit-scale one so the differentiability check is
-    # not fooled by saturation (e.g. Exp clipping) at the large scale.
-    return [make_probe(seed=20210101), make_probe(seed=7, scale=1.0)]
+# The probe set for the validity check and fingerprints (docs/fec.md). Three
+# batches, each with its own random-draw seed, chosen so that the first draws of
+# N(0,1) do not all have the same sign across the batches:
+# * "steady": what CartPole gives: every reward 1, no terminal (γ = 0.99
+#   everywhere), states U(-3, 3), so Q-values are of order 1;
+# * "sparse": rewards in {0, ±1}, mostly negative (mean -0.3), three terminal
+#   transitions (γ = 0), the other γ 0.99; Q-values of order 1;
+# * "generic": rewards U(-5, 5), γ U(0, 1), states U(-5, 5): no coincidences of
+#   round values, and a regime where TD errors are larger than the Q-values.
+PROBE_GAMMA = 0.99
+PROBE_SPARSE_REWARDS = (-1.0, 0.0, -1.0, 1.0, -1.0, 0.0, -1.0, -1.0, 1.0, 0.0)
+PROBE_TERMINALS = (2, 5, 8)
+PROBE_SEEDS = {"steady": 1, "sparse": 5, "generic": 3}
+
+
+def probe_set() -> list[Probe]:
+    """The op set's probes (see above)."""
+    b = PROBE_SAMPLES
+    seeds = PROBE_SEEDS
+    sparse_gamma = np.full(b, PROBE_GAMMA)
+    sparse_gamma[list(PROBE_TERMINALS)] = 0.0
+    generic_gamma = np.random.default_rng(seeds["generic"] + 1).uniform(0.0, 1.0, b)
+    return [
+        make_probe(seeds["steady"], 3.0, np.ones(b), np.full(b, PROBE_GAMMA), "steady"),
+        make_probe(seeds["sparse"], 3.0, PROBE_SPARSE_REWARDS, sparse_gamma, "sparse"),
+        make_probe(seeds["generic"], 5.0, None, generic_gamma, "generic"),
+    ]
 
 
 RL_LOSS = register_opset(
@@ -396,7 +425,7 @@ RL_LOSS = register_opset(
         OPS,
         INPUTS,
         output_type=FLOAT,
-        probes=_probes,
+        probes=probe_set,
         doc="Loss functions for value-based RL (Co-Reyes et al., ICLR 2021).",
     )
 )
