@@ -114,18 +114,18 @@ def _sqdist(a: tuple[str, ...], t) -> str:
 
 
 # -- forward/backward helpers --------------------------------------------------------------
-def _pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+def _pair(a: np.ndarray, b: np.ndarray, xp=np) -> tuple[np.ndarray, np.ndarray, int]:
     """Broadcast a (n,A) list and (n,) actions to a common batch size."""
     n = a.shape[0]
     if n == b.shape[0]:
         return a, b, n
     n = max(n, b.shape[0])
-    return np.broadcast_to(a, (n, a.shape[1])), np.broadcast_to(b, (n,)), n
+    return xp.broadcast_to(a, (n, a.shape[1])), xp.broadcast_to(b, (n,)), n
 
 
-def _select_fwd(x: np.ndarray, a: np.ndarray) -> np.ndarray:
-    xb, ab, n = _pair(x, a)
-    return xb[np.arange(n), ab][:, None]
+def _select_fwd(x: np.ndarray, a: np.ndarray, xp=np) -> np.ndarray:
+    xb, ab, n = _pair(x, a, xp)
+    return xp.take_along_axis(xb, ab[:, None], axis=1)
 
 
 def _select_bwd(g, out, x, a):
@@ -154,9 +154,13 @@ def _onehot_max(x: np.ndarray) -> np.ndarray:
 
 
 def _std_fwd(axis: int):
-    def fwd(x: np.ndarray) -> np.ndarray:
+    def fwd(x: np.ndarray, xp=np) -> np.ndarray:
         d = x - _mean(x, axis)
-        return np.sqrt(_mean(d * d, axis))
+        v = _mean(d * d, axis)
+        # sqrt only where v > 0: the same values, and a gradient that stays finite
+        # (zero) at v == 0 under automatic differentiation.
+        pos = v > 0
+        return xp.where(pos, xp.sqrt(xp.where(pos, v, 1.0)), v)
 
     return fwd
 
@@ -171,20 +175,20 @@ def _std_bwd(axis: int):
     return bwd
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
+def _logsumexp(x: np.ndarray, xp=np) -> np.ndarray:
     m = x.max(axis=1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return m + np.log(np.exp(x - m).sum(axis=1, keepdims=True))
+    m = xp.where(xp.isfinite(m), m, 0.0)
+    return m + xp.log(xp.exp(x - m).sum(axis=1, keepdims=True))
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
+def _softmax(x: np.ndarray, xp=np) -> np.ndarray:
     m = x.max(axis=1, keepdims=True)
-    e = np.exp(x - np.where(np.isfinite(m), m, 0.0))
+    e = xp.exp(x - xp.where(xp.isfinite(m), m, 0.0))
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _exp(x: np.ndarray) -> np.ndarray:
-    return np.minimum(np.exp(np.minimum(x, 30.0)), EXP_CLIP)
+def _exp(x: np.ndarray, xp=np) -> np.ndarray:
+    return xp.minimum(xp.exp(xp.minimum(x, 30.0)), EXP_CLIP)
 
 
 def _mask_bwd(pick_first):
@@ -201,7 +205,7 @@ def _const(name: str, value: float) -> Op:
     const = np.full((1, 1), value)
     const.flags.writeable = False  # shared by every evaluation
     return Op(
-        name, (Signature((), FLOAT),), lambda: const, None,
+        name, (Signature((), FLOAT),), lambda xp=np: const, None,
         doc=f"the constant {value}", render=lambda a, t: repr(value), precedence=ATOM,
     )
 
@@ -216,25 +220,25 @@ def _batch_mean_bwd(g, out, x):
 
 # -- the operators ------------------------------------------------------------------------
 OPS = (
-    Op("QValues", (_sig(PARAM, STATE, LIST),), lambda net, s: net(s), None,
+    Op("QValues", (_sig(PARAM, STATE, LIST),), lambda net, s, xp=np: net(s), None,
        doc="a network's per-action values on a state", kind="apply",
        render=lambda a, t: f"{a[0]}({a[1]},·)", precedence=ATOM),
     Op("Select", (_sig(LIST, ACTION, FLOAT),), _select_fwd, _select_bwd,
        doc="list[b, a_b]", render=_select, precedence=ATOM,
        grad_args=(True, False),
        faithful=(True, False)),
-    Op("ArgMax", (_sig(LIST, ACTION),), lambda x: x.argmax(axis=1), None,
+    Op("ArgMax", (_sig(LIST, ACTION),), lambda x, xp=np: x.argmax(axis=1), None,
        doc="argmax over actions (carries no gradient)",
        render=_over_actions("argmax"), precedence=PREFIX),
-    Op("Max", (_sig(LIST, FLOAT),), lambda x: x.max(axis=1, keepdims=True),
+    Op("Max", (_sig(LIST, FLOAT),), lambda x, xp=np: x.max(axis=1, keepdims=True),
        lambda g, out, x: (g * _onehot_max(x),),
        doc="max over actions", render=_over_actions("max"), precedence=PREFIX,
        faithful=(True,)),
-    Op("Sum", (_sig(LIST, FLOAT),), lambda x: x.sum(axis=1, keepdims=True),
+    Op("Sum", (_sig(LIST, FLOAT),), lambda x, xp=np: x.sum(axis=1, keepdims=True),
        lambda g, out, x: (_spread(g, x.shape),),
        doc="sum over actions", render=_over_actions("sum"), precedence=PREFIX,
        faithful=(True,)),
-    Op("Mean", (_sig(LIST, FLOAT),), lambda x: _mean(x, 1),
+    Op("Mean", (_sig(LIST, FLOAT),), lambda x, xp=np: _mean(x, 1),
        lambda g, out, x: (_spread(g / x.shape[1], x.shape),),
        doc="mean over actions", render=_over_actions("mean"), precedence=PREFIX,
        faithful=(True,)),
@@ -250,12 +254,12 @@ OPS = (
        lambda g, out, x: (out * (g - (g * out).sum(axis=1, keepdims=True)),),
        doc="softmax over actions", render=_call("softmax"), precedence=ATOM),
     Op("Entropy", (_sig(PROB, FLOAT),),
-       lambda p: (p * np.log(p + EPS_LOG)).sum(axis=1, keepdims=True),
+       lambda p, xp=np: (p * xp.log(p + EPS_LOG)).sum(axis=1, keepdims=True),
        lambda g, out, p: (g * (np.log(p + EPS_LOG) + p / (p + EPS_LOG)),),
        doc="sum_a p log p (the reference code's sign)", render=_call("entropy"),
        precedence=ATOM),
     Op("KL", (_sig(PROB, PROB, FLOAT),),
-       lambda p, q: (p * (np.log(p + EPS_LOG) - np.log(q + EPS_LOG))).sum(
+       lambda p, q, xp=np: (p * (xp.log(p + EPS_LOG) - xp.log(q + EPS_LOG))).sum(
            axis=1, keepdims=True),
        lambda g, out, p, q: (
            unbroadcast(g * (np.log(p + EPS_LOG) - np.log(q + EPS_LOG) + p / (p + EPS_LOG)),
@@ -263,67 +267,67 @@ OPS = (
            unbroadcast(-g * p / (q + EPS_LOG), q.shape)),
        doc="KL(p||q); order matters", render=lambda a, t: f"KL({a[0]} || {a[1]})",
        precedence=ATOM),
-    Op("Add", BROADCAST, lambda x, y: x + y,
+    Op("Add", BROADCAST, lambda x, y, xp=np: x + y,
        lambda g, out, x, y: (unbroadcast(g, x.shape), unbroadcast(g, y.shape)),
        doc="x + y", commutative=True, broadcasts=True, render=_infix(" + "),
        precedence=SUM, arg_precedence=(SUM, SUM),
        faithful=(True, True)),
-    Op("Sub", BROADCAST, lambda x, y: x - y,
+    Op("Sub", BROADCAST, lambda x, y, xp=np: x - y,
        lambda g, out, x, y: (unbroadcast(g, x.shape), unbroadcast(-g, y.shape)),
        doc="x - y; order matters", broadcasts=True, render=_infix(" - "),
        precedence=SUM, arg_precedence=(SUM, SUM + 1),
        faithful=(True, True)),
-    Op("Mul", _same(), lambda x, y: x * y,
+    Op("Mul", _same(), lambda x, y, xp=np: x * y,
        lambda g, out, x, y: (unbroadcast(g * y, x.shape), unbroadcast(g * x, y.shape)),
        doc="x * y", commutative=True, broadcasts=True, render=_infix("*"),
        precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT)),
-    Op("MulFloat", (_sig(FLOAT, LIST, LIST),), lambda f, x: f * x,
+    Op("MulFloat", (_sig(FLOAT, LIST, LIST),), lambda f, x, xp=np: f * x,
        lambda g, out, f, x: (unbroadcast(g * x, f.shape), unbroadcast(g * f, x.shape)),
        doc="f * x: scale a list by a float", broadcasts=True, render=_infix("*"),
        precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT)),
-    Op("Max2", _same(), np.maximum, _mask_bwd(lambda x, y: x >= y),
+    Op("Max2", _same(), lambda x, y, xp=np: xp.maximum(x, y), _mask_bwd(lambda x, y: x >= y),
        doc="elementwise max(x, y)", commutative=True, broadcasts=True,
        render=_call("max"), precedence=ATOM),
-    Op("Min2", _same(), np.minimum, _mask_bwd(lambda x, y: x <= y),
+    Op("Min2", _same(), lambda x, y, xp=np: xp.minimum(x, y), _mask_bwd(lambda x, y: x <= y),
        doc="elementwise min(x, y)", commutative=True, broadcasts=True,
        render=_call("min"), precedence=ATOM),
-    Op("MaxFloat", (_sig(FLOAT, LIST, LIST),), np.maximum,
+    Op("MaxFloat", (_sig(FLOAT, LIST, LIST),), lambda f, x, xp=np: xp.maximum(f, x),
        _mask_bwd(lambda f, x: f >= x),
        doc="max(f, x) of a float and a list", broadcasts=True, render=_call("max"),
        precedence=ATOM),
     Op("SqDist", (_sig(FLOAT, FLOAT, FLOAT), _sig(LIST, LIST, FLOAT)),
-       lambda x, y: 0.5 * np.square(x - y).sum(axis=-1, keepdims=True),
+       lambda x, y, xp=np: 0.5 * xp.square(x - y).sum(axis=-1, keepdims=True),
        lambda g, out, x, y: (unbroadcast(g * (x - y), x.shape),
                              unbroadcast(-g * (x - y), y.shape)),
        doc="0.5*(x-y)^2, summed over actions for lists", commutative=True,
        broadcasts=True, render=_sqdist, precedence=PRODUCT,
        arg_precedence=(SUM, SUM + 1),
        faithful=(True, True)),
-    Op("Square", _unary(), np.square, lambda g, out, x: (2.0 * g * x,),
+    Op("Square", _unary(), lambda x, xp=np: xp.square(x), lambda g, out, x: (2.0 * g * x,),
        doc="x^2", render=lambda a, t: f"{a[0]}^2", precedence=POWER,
        arg_precedence=(POWER + 1,),
        faithful=(True,)),
-    Op("Div", _same(), lambda x, y: x / (y + EPS_DIV),
+    Op("Div", _same(), lambda x, y, xp=np: x / (y + EPS_DIV),
        lambda g, out, x, y: _div_bwd(g, x, y + EPS_DIV),
        doc="x / (y + 1e-10); order matters", broadcasts=True, render=_infix("/"),
        precedence=PRODUCT, arg_precedence=(PRODUCT, PRODUCT + 1),
        faithful=(True, False)),
-    Op("Abs", _unary(), np.abs, lambda g, out, x: (g * np.sign(x),),
+    Op("Abs", _unary(), lambda x, xp=np: xp.abs(x), lambda g, out, x: (g * np.sign(x),),
        doc="|x|", render=lambda a, t: f"|{a[0]}|", precedence=ATOM,
        faithful=(True,)),
-    Op("Log", _unary(), lambda x: np.log(np.abs(x) + EPS_LOG),
+    Op("Log", _unary(), lambda x, xp=np: xp.log(xp.abs(x) + EPS_LOG),
        lambda g, out, x: (g * np.sign(x) / (np.abs(x) + EPS_LOG),),
        doc="log(|x| + 1e-12)", render=lambda a, t: f"log|{a[0]}|", precedence=ATOM,
        faithful=(True,)),
     Op("Exp", _unary(), _exp, lambda g, out, x: (g * out * (out < EXP_CLIP),),
        doc="clip(exp x, -1e10, 1e10)", render=_call("exp"), precedence=ATOM),
-    Op("MeanBatch", _unary(), lambda x: _mean(x, 0), _batch_mean_bwd,
+    Op("MeanBatch", _unary(), lambda x, xp=np: _mean(x, 0), _batch_mean_bwd,
        doc="mean over the batch", render=_call("mean_batch"), precedence=ATOM, mixes_rows=True,
        faithful=(True,)),
     Op("StdBatch", _unary(), _std_fwd(0), _std_bwd(0),
        doc="standard deviation over the batch", render=_call("std_batch"),
        precedence=ATOM, mixes_rows=True),
-    Op("Tenth", (_sig(FLOAT, FLOAT),), lambda x: 0.1 * x, lambda g, out, x: (0.1 * g,),
+    Op("Tenth", (_sig(FLOAT, FLOAT),), lambda x, xp=np: 0.1 * x, lambda g, out, x: (0.1 * g,),
        doc="0.1 * x", render=lambda a, t: f"0.1*{a[0]}", precedence=PRODUCT,
        arg_precedence=(PRODUCT,),
        faithful=(True,)),

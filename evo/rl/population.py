@@ -1,0 +1,426 @@
+"""The population trainer: K DQN agents, each with its own loss program, in lockstep.
+
+Reads like the algorithm of Co-Reyes et al. (2021), written once for one agent and
+vmapped over the population (the PureJaxRL design): act ε-greedily, step the
+environment, store the transition, sample a uniform minibatch, evaluate the agent's
+loss program (:mod:`evo.rl.interpreter`), differentiate it with respect to the
+online network, take an Adam step, and copy the online network into the target
+network every ``target_update_period`` updates.
+
+Every agent has its own program, networks, Adam state, replay buffer, environment
+and random streams; nothing is shared across the population axis, so an agent's
+results do not depend on which other agents share its batch. Environments with a
+compiled port (:mod:`evo.rl.ports`) run inside the compiled loop; any other
+environment is stepped on the host and feeds the same compiled update.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from envs import Budget, EnvSpec
+from evo.dqn import AgentRun, DQNConfig
+from evo.rl.interpreter import (
+    DEFAULT_MAX_NODES,
+    NET_CALLS,
+    ProgramCode,
+    capacity_for,
+    encode,
+    loss_fn,
+    program_draws,
+)
+from evo.rl.ports import Port, port_for
+from graphs.program import Program
+
+CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
+OK, NAN = 0, 1
+
+
+class Buffer(NamedTuple):
+    """One agent's replay buffer (uniform sampling, circular)."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminal: jax.Array
+
+
+class Agent(NamedTuple):
+    """Everything one agent owns; the trainer vmaps over a leading population axis."""
+
+    params: Any
+    target: Any
+    opt_state: Any
+    buffer: Buffer
+    size: jax.Array  # transitions stored so far (saturates at capacity)
+    obs: jax.Array
+    env_state: Any
+    episode_return: jax.Array
+    episodes: jax.Array
+    returns: jax.Array  # return of every finished episode, in order (up to capacity)
+    steps: jax.Array
+    updates: jax.Array
+    active: jax.Array
+    failure: jax.Array  # OK, or NAN with the update at which it happened in `failed_at`
+    failed_at: jax.Array
+    key: jax.Array
+
+
+# -- the network ------------------------------------------------------------------------
+def init_mlp(key: jax.Array, sizes: Sequence[int]) -> list[tuple[jax.Array, jax.Array]]:
+    """PyTorch ``nn.Linear`` initialization: U(±1/√fan_in) for weights and biases."""
+    layers = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        key, kw, kb = jax.random.split(key, 3)
+        bound = 1.0 / math.sqrt(fan_in)
+        layers.append((jax.random.uniform(kw, (fan_in, fan_out), minval=-bound, maxval=bound),
+                       jax.random.uniform(kb, (fan_out,), minval=-bound, maxval=bound)))
+    return layers
+
+
+def mlp(params: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Array:
+    """ReLU MLP; the last layer is linear."""
+    for w, b in params[:-1]:
+        x = jax.nn.relu(x @ w + b)
+    w, b = params[-1]
+    return x @ w + b
+
+
+def _all_finite(tree: Any) -> jax.Array:
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+# -- the trainer -------------------------------------------------------------------------
+class _Setup(NamedTuple):
+    """What the compiled functions close over: static for one compilation."""
+
+    config: DQNConfig
+    optimizer: Any
+    port: Port | None
+    obs_dim: int
+    n_actions: int
+    capacity: int
+    max_episodes: int
+    max_steps: int
+    calls: tuple[bool, bool, bool, bool]  # which of NET_CALLS any program uses
+    eps_slope: float
+    capacity_nodes: int  # instruction capacity of the programs
+
+
+def _init(setup: _Setup, seed: jax.Array, obs: jax.Array, env_state: Any) -> Agent:
+    key = jax.random.PRNGKey(seed)
+    key, k_net = jax.random.split(key)
+    params = init_mlp(k_net, (setup.obs_dim, *setup.config.hidden, setup.n_actions))
+    cap = setup.capacity
+    buffer = Buffer(jnp.zeros((cap, setup.obs_dim)), jnp.zeros(cap, jnp.int32), jnp.zeros(cap),
+                    jnp.zeros((cap, setup.obs_dim)), jnp.zeros(cap))
+    zero = jnp.zeros((), jnp.int32)
+    return Agent(params, params, setup.optimizer.init(params), buffer, zero, obs, env_state,
+                 jnp.zeros(()), zero, jnp.zeros(setup.max_episodes + 1), zero, zero,
+                 jnp.array(True), zero, zero, key)
+
+
+class Noise(NamedTuple):
+    """One agent's randomness for one environment step, drawn in bulk per chunk
+    (a key split per step and per use costs more than the update itself on CPU)."""
+
+    explore: jax.Array  # U(0,1): explore when below ε
+    action: jax.Array  # U(0,1): the random action
+    env_keys: jax.Array  # (2, key): environment step and reset
+    batch: jax.Array  # (updates_per_step, B) U(0,1): minibatch indices
+    program: jax.Array  # (updates_per_step, capacity, 2): random-draw ops
+
+
+def _draw_noise(setup: _Setup, key: jax.Array, n: int) -> Noise:
+    """``n`` steps of :class:`Noise` from one key (leading axis: step)."""
+    k_u, k_env, k_batch, k_prog = jax.random.split(key, 4)
+    u = jax.random.uniform(k_u, (n, 2))
+    updates = setup.config.updates_per_step
+    return Noise(u[:, 0], u[:, 1], jax.random.split(k_env, n * 2).reshape(n, 2, -1),
+                 jax.random.uniform(k_batch, (n, updates, setup.config.batch_size)),
+                 program_draws(k_prog, (n, updates, setup.capacity_nodes)))
+
+
+def _act(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> jax.Array:
+    cfg = setup.config
+    eps = jnp.maximum(cfg.epsilon_end, cfg.epsilon_start + setup.eps_slope * t)
+    greedy = jnp.argmax(mlp(agent.params, agent.obs))
+    random = jnp.minimum((noise.action * setup.n_actions).astype(jnp.int32),
+                         setup.n_actions - 1)
+    return jnp.where(noise.explore < eps, random, greedy)
+
+
+def _record(setup: _Setup, agent: Agent, action, reward, next_obs, reset_obs, terminal,
+            done, env_state) -> Agent:
+    """Store one transition and do the episode bookkeeping of an active agent."""
+    live = agent.active
+    pos = agent.steps % setup.capacity
+    b = agent.buffer
+    buffer = Buffer(b.obs.at[pos].set(agent.obs), b.action.at[pos].set(action),
+                    b.reward.at[pos].set(reward), b.next_obs.at[pos].set(next_obs),
+                    b.terminal.at[pos].set(terminal.astype(jnp.float32)))
+    ep_return = agent.episode_return + reward
+    ended = done & live
+    returns = agent.returns.at[jnp.minimum(agent.episodes, setup.max_episodes)].set(
+        jnp.where(ended, ep_return, agent.returns[jnp.minimum(agent.episodes,
+                                                              setup.max_episodes)]))
+    episodes = agent.episodes + ended
+    steps = agent.steps + live
+    active = live & (episodes < setup.max_episodes) & (steps < setup.max_steps)
+    return agent._replace(
+        buffer=buffer,  # an inactive agent only rewrites a slot it never reads again
+        size=jnp.where(live, jnp.minimum(agent.size + 1, setup.capacity), agent.size),
+        obs=jnp.where(done, reset_obs, next_obs), env_state=env_state,
+        episode_return=jnp.where(done, 0.0, ep_return), episodes=episodes, returns=returns,
+        steps=steps, active=active)
+
+
+def _learn(setup: _Setup, agent: Agent, code: dict, batch_u: jax.Array, draws: jax.Array
+           ) -> Agent:
+    """One minibatch update of an agent's online network with its loss program."""
+    cfg = setup.config
+    size = jnp.maximum(agent.size, 1)
+    idx = jnp.minimum((batch_u * size).astype(jnp.int32), size - 1)
+    b = agent.buffer
+    s, a, r, s2, term = b.obs[idx], b.action[idx], b.reward[idx], b.next_obs[idx], b.terminal[idx]
+    discount = cfg.gamma * (1.0 - term)
+    zeros = jnp.zeros((cfg.batch_size, setup.n_actions))
+
+    def mean_loss(params):
+        nets = {"Q": params, "Q_targ": jax.lax.stop_gradient(agent.target)}
+        states = {"s_t": s, "s_tp1": s2}
+        qvals = jnp.stack([mlp(nets[net], states[st]) if use else zeros
+                           for (net, st), use in zip(NET_CALLS, setup.calls)])
+        return loss_fn(code, qvals, a, r, discount, draws).mean()
+
+    loss, grads = jax.value_and_grad(mean_loss)(agent.params)
+    updates, opt_state = setup.optimizer.update(grads, agent.opt_state, agent.params)
+    params = optax.apply_updates(agent.params, updates)
+    n = agent.updates + 1
+    target = jax.tree.map(lambda p, t: jnp.where(n % cfg.target_update_period == 0, p, t),
+                          params, agent.target)
+    finite = jnp.isfinite(loss) & _all_finite(params)
+    live = agent.active
+    keep = live & finite
+
+    def choose(new, old):
+        return jax.tree.map(lambda x, y: jnp.where(keep, x, y), new, old)
+
+    failed = live & ~finite
+    return agent._replace(
+        params=choose(params, agent.params), target=choose(target, agent.target),
+        opt_state=choose(opt_state, agent.opt_state), updates=jnp.where(keep, n, agent.updates),
+        active=keep, failure=jnp.where(failed, NAN, agent.failure),
+        failed_at=jnp.where(failed, n, agent.failed_at))
+
+
+def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
+    """Act and step a compiled port for one agent."""
+    port = setup.port
+    action = _act(setup, agent, t, noise)
+    next_obs, state, reward, terminal, _ = port.env.step_env(
+        noise.env_keys[0], agent.env_state, action, port.params)
+    done = terminal | port.env.is_truncated(state, port.params)
+    reset_obs, reset_state = port.env.reset_env(noise.env_keys[1], port.params)
+    state = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, state)
+    return _record(setup, agent, action, reward.astype(jnp.float32), next_obs, reset_obs,
+                   terminal, done, state)
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4), donate_argnums=(1,))
+def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, learn: bool,
+               t0: jax.Array) -> Agent:
+    """``n_steps`` lockstep steps of the whole population on a compiled port."""
+
+    def chunk(agent, code):
+        key, k_noise = jax.random.split(agent.key)
+
+        def body(agent, xs):
+            t, noise = xs
+            agent = _env_step(setup, agent, t, noise)
+            if learn:
+                for u in range(setup.config.updates_per_step):
+                    agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
+            return agent, None
+
+        xs = (t0 + jnp.arange(n_steps), _draw_noise(setup, k_noise, n_steps))
+        agent, _ = jax.lax.scan(body, agent._replace(key=key), xs)
+        return agent
+
+    return jax.vmap(chunk)(agents, codes)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _act_all(setup: _Setup, agents: Agent, t: jax.Array):
+    def one(agent):
+        key, k_noise = jax.random.split(agent.key)
+        noise = jax.tree.map(lambda x: x[0], _draw_noise(setup, k_noise, 1))
+        return _act(setup, agent, t, noise), noise, key
+
+    actions, noise, keys = jax.vmap(one)(agents)
+    return actions, noise, agents._replace(key=keys)
+
+
+@partial(jax.jit, static_argnums=(0, 3), donate_argnums=(1,))
+def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: Noise,
+               transition: tuple) -> Agent:
+    """Record host-stepped transitions, then (after learning starts) update."""
+
+    def one(agent, code, noise, action, reward, next_obs, reset_obs, terminal, done):
+        agent = _record(setup, agent, action, reward, next_obs, reset_obs, terminal, done,
+                        agent.env_state)
+        if learn:
+            for u in range(setup.config.updates_per_step):
+                agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
+        return agent
+
+    return jax.vmap(one)(agents, codes, noise, *transition)
+
+
+def _max_episode_steps(env: object) -> int | None:
+    spec = getattr(env, "spec", None)
+    steps = getattr(spec, "max_episode_steps", None)
+    if steps is None:
+        steps = getattr(getattr(env, "unwrapped", None), "max_steps", None)
+    return int(steps) if steps else None
+
+
+def train_population(
+    programs: Sequence[Program],
+    spec: EnvSpec,
+    seeds: Sequence[int],
+    config: DQNConfig | None = None,
+    budget: Budget | None = None,
+    time_limit: float | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    step_limit: int | None = None,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> list[AgentRun]:
+    """Train agent ``i`` with loss ``programs[i]`` and seed ``seeds[i]`` on ``spec``.
+
+    All agents train in lockstep in one compiled loop. Never raises for numerical
+    trouble: an agent whose loss or parameters stop being finite ends with status
+    ``"nan"``; agents still running after ``time_limit`` seconds, or after
+    ``step_limit`` steps without finishing their budget, end with ``"timeout"``.
+    """
+    t_start = time.perf_counter()
+    config = config or DQNConfig()
+    if len(programs) != len(seeds):
+        raise ValueError(f"got {len(programs)} programs for {len(seeds)} seeds; "
+                         "give one program per agent")
+    seeds = [int(s) for s in seeds]
+    k = len(seeds)
+    budget = budget or spec.budget
+    capacity = capacity_for(list(programs), max_nodes)
+    codes_list = [encode(p, capacity) for p in programs]
+    calls = tuple(any(i in c.calls for c in codes_list) for i in range(len(NET_CALLS)))
+    codes = {name: jnp.asarray(v) for name, v in ProgramCode.stack(codes_list).items()}
+    port = port_for(spec)
+    host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
+    episode_cap = port.max_steps if port is not None else (
+        _max_episode_steps(host_envs[0]) or 10_000)
+    max_steps = budget.steps or budget.episodes * episode_cap
+    if step_limit is not None:
+        max_steps = min(max_steps, step_limit)
+    max_episodes = budget.episodes or max(1, min(max_steps, 100_000))
+    decay = config.epsilon_decay_steps or spec.epsilon_decay_steps
+    if config.epsilon_decay_steps is None:
+        decay = max(1, min(decay, (budget.steps or budget.episodes * episode_cap) // 2))
+    setup = _Setup(config, optax.adam(config.learning_rate, eps=config.adam_eps), port,
+                   spec.obs_dim, spec.n_actions, min(config.buffer_size, max_steps),
+                   max_episodes, max_steps, calls,
+                   (config.epsilon_end - config.epsilon_start) / decay, capacity)
+
+    seeds_arr = jnp.asarray(seeds, jnp.uint32)
+    if port is not None:
+        reset = jax.vmap(lambda s: port.env.reset_env(
+            jax.random.fold_in(jax.random.PRNGKey(s), 1), port.params))
+        obs, env_state = reset(seeds_arr)
+    else:
+        obs = jnp.asarray(np.stack([e.reset(seed=s)[0] for e, s in zip(host_envs, seeds)]))
+        for env, s in zip(host_envs, seeds):
+            env.action_space.seed(s)
+        env_state = jnp.zeros(k)
+    # Compiled, so that every field is a buffer of its own (the chunks donate them).
+    agents = jax.jit(jax.vmap(partial(_init, setup)))(seeds_arr, obs, env_state)
+
+    t = 0
+    timed_out = False
+    next_progress = 1000
+    while bool(agents.active.any()):
+        learn = t >= config.learning_starts
+        if port is not None:
+            n = CHUNK if learn else config.learning_starts - t
+            n = min(n, max_steps - t)
+            agents = _run_chunk(setup, agents, codes, n, learn, jnp.int32(t))
+            t += n
+        else:
+            agents = _host_chunk(setup, agents, codes, host_envs, t, learn)
+            t += 1
+        if time_limit is not None and time.perf_counter() - t_start > time_limit:
+            timed_out = True
+            break
+        if on_progress is not None and t >= next_progress:
+            on_progress(t, max_steps)
+            next_progress = t + 1000
+    if host_envs is not None:
+        for env in host_envs:
+            env.close()
+    unfinished = step_limit is not None and (budget.steps or 0) > step_limit
+    return _results(agents, seeds, time.perf_counter() - t_start, timed_out, time_limit,
+                    step_limit, budget.episodes, unfinished)
+
+
+def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool
+                ) -> Agent:
+    """One lockstep step with the environments stepped on the host."""
+    actions, noise, agents = _act_all(setup, agents, jnp.int32(t))
+    actions = np.asarray(actions)
+    active = np.asarray(agents.active)
+    k = len(envs)
+    next_obs = np.array(agents.obs)
+    reset_obs = next_obs.copy()
+    rewards = np.zeros(k, np.float32)
+    terminal = np.zeros(k, bool)
+    done = np.zeros(k, bool)
+    for i in np.flatnonzero(active):
+        o, r, term, trunc, _ = envs[i].step(int(actions[i]))
+        next_obs[i], rewards[i], terminal[i], done[i] = o, r, term, term or trunc
+        reset_obs[i] = envs[i].reset()[0] if done[i] else o
+    transition = (jnp.asarray(actions), jnp.asarray(rewards), jnp.asarray(next_obs),
+                  jnp.asarray(reset_obs), jnp.asarray(terminal), jnp.asarray(done))
+    return _host_step(setup, agents, codes, learn, noise, transition)
+
+
+def _results(agents: Agent, seeds: list[int], seconds: float, timed_out: bool,
+             time_limit: float | None, step_limit: int | None, episodes: int | None,
+             unfinished: bool) -> list[AgentRun]:
+    host = jax.device_get(agents)
+    runs = []
+    for i, seed in enumerate(seeds):
+        n_eps = int(host.episodes[i])
+        run = AgentRun(seed, [float(x) for x in host.returns[i][:n_eps]], int(host.steps[i]),
+                       int(host.updates[i]), seconds=seconds)
+        if int(host.failure[i]) == NAN:
+            run.status = "nan"
+            run.reason = f"the loss or the network parameters became NaN/inf at update " \
+                         f"{int(host.failed_at[i])}"
+        elif timed_out and bool(host.active[i]):
+            run.status = "timeout"
+            run.reason = f"exceeded the {time_limit:g} s time limit after {run.steps} steps"
+        elif step_limit is not None and run.steps >= step_limit and (
+                unfinished or (episodes is not None and n_eps < episodes)):
+            run.status = "timeout"
+            run.reason = f"exceeded the step limit of {step_limit} before finishing its budget"
+        runs.append(run)
+    return runs
