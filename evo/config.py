@@ -51,7 +51,8 @@ SPACES = ("loss", "nb201", "mobilenet")
 FEC_MODES = ("training", "output")
 BACKENDS = ("local", "ray")
 SCRATCH = "scratch"
-PRESETS = ("quick", "dqn-seeded", "from-scratch", "nb201-quick", "nb201-edgetpu")
+PRESETS = ("quick", "dqn-seeded", "from-scratch", "dqn-seeded-paper", "from-scratch-paper",
+           "nb201-quick", "nb201-edgetpu")
 DEFAULT_EXTRA_NODES = {"seeded": 14, "scratch": 7}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
@@ -124,6 +125,10 @@ class EvaluatorSection:
     hurdle: HurdleSection | None = HurdleSection()
     agent: DQNConfig = field(default_factory=DQNConfig)  # agent hyperparameters
     budgets: tuple[tuple[str, BudgetSection], ...] = ()
+    # "population": JAX, a batch of candidates trains in one compiled call; "numpy": the
+    # lockstep numpy trainer; "auto": the population trainer when JAX is installed.
+    trainer: str = "auto"
+    max_nodes: int = 32  # the population trainer's instruction capacity per program
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,9 @@ class WorkersSection:
     # BLAS/OpenMP threads per evaluation process: 1 keeps one worker per core from
     # oversubscribing the CPU; raise it for fewer, larger evaluations.
     threads_per_worker: int = 1
+    # Candidates per worker task, trained together by a batching evaluator (the
+    # population trainer); None: 16 for such an evaluator, else 1.
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -292,7 +300,7 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> RunConfig
 
 
 def preset(name: str) -> RunConfig:
-    """A built-in config: ``quick``, ``dqn-seeded`` or ``from-scratch``."""
+    """A built-in config by name (see :data:`PRESETS`)."""
     return load_config(preset_text(name))
 
 
@@ -526,6 +534,7 @@ _WORKERS: dict[str, Check] = {
     "memory_limit_mb": _int(64),
     "retries": _int(0, 100),
     "threads_per_worker": _int(1, 1024),
+    "batch_size": _int(1, 4096),
 }
 
 
@@ -607,6 +616,11 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
         values["time_limit"] = _time_limit(raw["time_limit"], "evaluator.time_limit")
     if "max_steps" in raw:
         values["max_steps"] = _upto(1, MAX_STEPS)(raw["max_steps"], "evaluator.max_steps")
+    if "trainer" in raw:
+        values["trainer"] = _choice(("auto", "population", "numpy"))(raw["trainer"],
+                                                                     "evaluator.trainer")
+    if "max_nodes" in raw:
+        values["max_nodes"] = _int(1, 1024)(raw["max_nodes"], "evaluator.max_nodes")
 
     hurdle = raw.get("hurdle", True)
     if hurdle is False:

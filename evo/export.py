@@ -199,7 +199,7 @@ def _write_parquet(path: Path, rows: list[dict[str, Any]]) -> None:
         raise ExportError(f"{path}: cannot write ({err})") from None
 
 
-def _counts(store: RunStore) -> dict[str, int]:
+def _counts(store: RunStore) -> dict[str, Any]:
     db = store.db
     one = lambda sql: db.execute(sql).fetchone()[0]  # noqa: E731
     counts = store.counts()
@@ -212,6 +212,7 @@ def _counts(store: RunStore) -> dict[str, int]:
         "hurdle_cut": one("SELECT COUNT(*) FROM trials WHERE status='done' AND "
                           "json_extract(result, '$.status')='hurdle'"),
         "unique": one("SELECT COUNT(DISTINCT fingerprint) FROM trials WHERE status='done'"),
+        "trainers": "; ".join(f"{t} ({n})" for t, n in store.trainers().items()) or "not recorded",
     }
 
 
@@ -337,6 +338,7 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         f"| cut by the hurdle | {info['hurdle_cut']} |",
         f"| failed (error, NaN, timeout) | {info['failed']} |",
         f"| unique evaluated programs | {info['unique']} |",
+        f"| trainer (evaluations) | {info.get('trainers', 'not recorded')} |",
         f"| rows in this dataset | {len(rows)} |",
         f"| best fitness | {best} |",
         "",

@@ -9,10 +9,19 @@ An evaluation never raises because of the candidate: a loss or network that goes
 NaN/inf, a time limit, a failed hurdle or an exception all end with fitness 0 and
 a recorded ``status`` (``"nan"``, ``"timeout"``, ``"hurdle"``, ``"error"``).
 Bad settings (unknown environments, invalid budgets) are reported up front.
+
+Two trainers run the same DQN algorithm: ``"population"`` (:mod:`evo.rl.population`,
+JAX: a whole batch of candidates trains in one compiled, vmapped call, see
+:meth:`RLEvaluator.evaluate_batch`) and ``"numpy"`` (:mod:`evo.dqn`, one candidate's
+seeds in lockstep, no compilation). ``"auto"`` picks the population trainer when JAX
+is installed.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
+import os
 import sys
 import time
 import traceback
@@ -26,6 +35,27 @@ from graphs.errors import ProgramError
 from graphs.program import Program
 
 STATUSES = ("ok", "hurdle", "nan", "timeout", "error")
+TRAINERS = ("auto", "population", "numpy")
+
+
+def resolve_trainer(trainer: str) -> str:
+    """``"population"`` or ``"numpy"``: what ``trainer`` means on this installation.
+
+    ``"auto"`` is the population trainer when JAX is installed; the environment
+    variable ``EVO_TRAINER`` (``population`` or ``numpy``) can choose instead."""
+    if trainer == "auto" and os.environ.get("EVO_TRAINER"):
+        chosen = os.environ["EVO_TRAINER"]
+        if chosen not in TRAINERS[1:]:
+            raise ConfigError(f"EVO_TRAINER = {chosen!r}: choose population or numpy")
+        trainer = chosen
+    if trainer not in TRAINERS:
+        raise ConfigError(f"trainer = {trainer!r}: choose one of {', '.join(TRAINERS)}")
+    if trainer != "auto":
+        if trainer == "population" and importlib.util.find_spec("jax") is None:
+            raise ConfigError("trainer = \"population\" needs JAX; install it with "
+                              "`pip install jax gymnax`, or use trainer = \"numpy\"")
+        return trainer
+    return "population" if importlib.util.find_spec("jax") is not None else "numpy"
 
 
 @dataclass
@@ -55,6 +85,7 @@ class Evaluation:
     envs: list[EnvResult] = field(default_factory=list)
     seconds: float = 0.0
     steps: int = 0
+    trainer: str = ""  # the trainer that produced it (see RLEvaluator.backend)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +110,10 @@ class RLEvaluator:
         budgets: per-environment budgets that replace the defaults (before ``steps``
             and ``budget_scale`` apply to the others), e.g. ``{"CartPole":
             Budget(episodes=400)}`` to keep a hurdle's full budget.
+        trainer: ``"population"`` (JAX, batched), ``"numpy"`` or ``"auto"`` (the
+            population trainer when JAX is installed).
+        max_nodes: the population trainer's instruction capacity: a program with more
+            live nodes fails with status ``"error"`` and a reason.
     """
 
     def __init__(
@@ -89,9 +124,11 @@ class RLEvaluator:
         config: DQNConfig | None = None,
         steps: int | None = None,
         budget_scale: float = 1.0,
-        time_limit: float | None = None,
+        time_limit: float | None = 3600.0,
         max_steps: int | None = None,
         budgets: Mapping[str, envlib.Budget] | None = None,
+        trainer: str = "numpy",
+        max_nodes: int = 32,
     ) -> None:
         if isinstance(envs, str):
             envs = [envs]
@@ -125,11 +162,24 @@ class RLEvaluator:
         if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
             raise ConfigError(f"max_steps = {max_steps!r}: must be a positive integer")
         self.max_steps = max_steps
+        self.trainer = resolve_trainer(trainer)
+        if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
+            raise ConfigError(f"max_nodes = {max_nodes!r}: must be a positive integer")
+        self.max_nodes = max_nodes
 
     def __repr__(self) -> str:
         hurdle = f"{self.hurdle.env}>={self.hurdle.threshold}" if self.hurdle else "none"
         return (f"RLEvaluator(envs={[s.id for s in self.specs]}, hurdle={hurdle}, "
-                f"seeds={list(self.seeds)})")
+                f"seeds={list(self.seeds)}, trainer={self.trainer!r})")
+
+    @property
+    def backend(self) -> str:
+        """The trainer in words, for status lines and dataset cards."""
+        if self.trainer == "numpy":
+            return "numpy lockstep trainer (evo.dqn)"
+        import jax
+
+        return f"population trainer (JAX {jax.__version__}, {jax.default_backend()})"
 
     def __call__(self, program: Program, seed: int | None = None,
                  progress: bool | None = None, budget_scale: float = 1.0) -> Evaluation:
@@ -139,6 +189,8 @@ class RLEvaluator:
                  progress: bool | None = None, budget_scale: float = 1.0) -> Evaluation:
         """Evaluate ``program``; ``seed`` offsets the evaluator's seeds and
         ``budget_scale`` multiplies every budget (progressive hurdles use it)."""
+        if self.trainer == "population":
+            return self.evaluate_batch([program], seed, budget_scale)[0]
         start = time.perf_counter()
         budgets = self.budgets if budget_scale == 1.0 else {
             k: b.scaled(budget_scale) for k, b in self.budgets.items()}
@@ -147,7 +199,7 @@ class RLEvaluator:
         if self.hurdle_spec is not None:
             order = [self.hurdle_spec] + [s for s in order if s.id != self.hurdle_spec.id]
         counted = {s.id for s in self.specs}
-        result = Evaluation(fitness=0.0, scores={})
+        result = Evaluation(fitness=0.0, scores={}, trainer=self.backend)
         bar = _ProgressBar(sum(self._max_steps(budgets[s.id]) for s in order) * len(seeds),
                            enabled=progress)
         try:
@@ -160,29 +212,8 @@ class RLEvaluator:
                         return self._fail(result, "timeout",
                                           f"time limit {self.time_limit:g} s reached", start)
                 env_result = self._train(program, spec, seeds, remaining, bar, budgets[spec.id])
-                result.envs.append(env_result)
-                result.steps += env_result.steps
-                if env_result.status == "timeout" and "step limit" in env_result.reason:
-                    return self._fail(result, "timeout", f"{spec.id}: {env_result.reason}",
-                                      start)
-                if env_result.status == "timeout":
-                    return self._fail(
-                        result, "timeout", f"time limit of {self.time_limit:g} s reached while "
-                        f"training on {spec.id} ({env_result.steps} steps)", start)
-                if env_result.status != "ok":
-                    return self._fail(result, env_result.status,
-                                      f"{spec.id}: {env_result.reason}", start)
-                if spec.id in counted:
-                    result.scores[spec.id] = env_result.score
-                if self.hurdle is not None and spec is self.hurdle_spec:
-                    passed = self.hurdle.passed(env_result.score)
-                    result.hurdle = {"env": spec.id, "threshold": self.hurdle.threshold,
-                                     "score": env_result.score, "passed": passed}
-                    if not passed:
-                        return self._fail(
-                            result, "hurdle",
-                            f"{spec.id} score {env_result.score:.3f} is below the hurdle "
-                            f"threshold {self.hurdle.threshold}", start)
+                if self._judge(result, spec, env_result, counted, start):
+                    return result
         except ProgramError as err:
             return self._fail(result, "error", f"invalid program: {err}", start)
         except Exception as err:  # never let a candidate crash the caller
@@ -205,6 +236,10 @@ class RLEvaluator:
         t0 = time.perf_counter()
         runs = train(program, spec, seeds, self.config, budget, time_limit,
                      on_progress=bar.callback(len(seeds)), step_limit=self.max_steps)
+        return self._env_result(spec, runs, time.perf_counter() - t0)
+
+    def _env_result(self, spec: envlib.EnvSpec, runs: list, seconds: float) -> EnvResult:
+        """One program's agents on one environment (one run per seed), scored."""
         bad = next((r for r in runs if r.status != "ok"), None)
         seed_scores = [spec.score(r.episode_returns, self.config.score_window) for r in runs]
         returns = [sum(r.episode_returns[-self.config.score_window:]) /
@@ -218,8 +253,109 @@ class RLEvaluator:
             steps=sum(r.steps for r in runs),
             status=bad.status if bad else "ok",
             reason=f"seed {bad.seed}: {bad.reason}" if bad else "",
-            seconds=time.perf_counter() - t0,
+            seconds=seconds,
         )
+
+    def _judge(self, result: Evaluation, spec: envlib.EnvSpec, env_result: EnvResult,
+               counted: set[str], start: float) -> bool:
+        """Record ``env_result`` in ``result``; True if the evaluation ends here
+        (a failure or a failed hurdle, with ``result`` marked accordingly)."""
+        result.envs.append(env_result)
+        result.steps += env_result.steps
+        if env_result.status == "timeout" and "step limit" in env_result.reason:
+            self._fail(result, "timeout", f"{spec.id}: {env_result.reason}", start)
+            return True
+        if env_result.status == "timeout":
+            self._fail(result, "timeout", f"time limit of {self.time_limit:g} s reached while "
+                       f"training on {spec.id} ({env_result.steps} steps)", start)
+            return True
+        if env_result.status != "ok":
+            self._fail(result, env_result.status, f"{spec.id}: {env_result.reason}", start)
+            return True
+        if spec.id in counted:
+            result.scores[spec.id] = env_result.score
+        if self.hurdle is not None and spec is self.hurdle_spec:
+            passed = self.hurdle.passed(env_result.score)
+            result.hurdle = {"env": spec.id, "threshold": self.hurdle.threshold,
+                             "score": env_result.score, "passed": passed}
+            if not passed:
+                self._fail(result, "hurdle", f"{spec.id} score {env_result.score:.3f} is below "
+                           f"the hurdle threshold {self.hurdle.threshold}", start)
+                return True
+        return False
+
+    def evaluate_batch(self, programs: Sequence[Program], seed: int | None = None,
+                       budget_scale: float = 1.0) -> list[Evaluation]:
+        """Evaluate several programs at once; the same result as :meth:`evaluate` for
+        each, but trained together.
+
+        With the population trainer every environment trains all (program, seed)
+        agents still in the running in one batched call: the hurdle environment
+        first, then only the programs that passed it. Failures (NaN, a time limit,
+        an invalid program) stay with their program. With the numpy trainer the
+        programs are evaluated one after another.
+        """
+        if self.trainer != "population":
+            return [self.evaluate(p, seed, False, budget_scale) for p in programs]
+        from evo.rl.interpreter import ProgramTooLarge, encode
+        from evo.rl.population import train_population
+
+        start = time.perf_counter()
+        budgets = self.budgets if budget_scale == 1.0 else {
+            k: b.scaled(budget_scale) for k, b in self.budgets.items()}
+        seeds = [s + (seed or 0) for s in self.seeds]
+        order = list(self.specs)
+        if self.hurdle_spec is not None:
+            order = [self.hurdle_spec] + [s for s in order if s.id != self.hurdle_spec.id]
+        counted = {s.id for s in self.specs}
+        results = [Evaluation(fitness=0.0, scores={}, trainer=self.backend) for _ in programs]
+        alive = []
+        for i, program in enumerate(programs):
+            try:
+                program.check()
+                encode(program, self.max_nodes)
+            except (ProgramError, ProgramTooLarge, ValueError) as err:
+                self._fail(results[i], "error", f"invalid program: {err}", start)
+            else:
+                alive.append(i)
+        for spec in order:
+            if not alive:
+                break
+            remaining = None
+            if self.time_limit is not None:
+                remaining = self.time_limit - (time.perf_counter() - start)
+                if remaining <= 0:
+                    for i in alive:
+                        self._fail(results[i], "timeout",
+                                   f"time limit {self.time_limit:g} s reached", start)
+                    return results
+            t0 = time.perf_counter()
+            try:
+                runs = train_population([programs[i] for i in alive for _ in seeds], spec,
+                                        seeds * len(alive), self.config, budgets[spec.id],
+                                        remaining, step_limit=self.max_steps,
+                                        max_nodes=self.max_nodes)
+            except Exception as err:  # the batch's problem: every candidate in it fails
+                where = traceback.extract_tb(err.__traceback__)[-1]
+                for i in alive:
+                    self._fail(results[i], "error", f"{type(err).__name__}: {err} "
+                               f"({where.filename.rsplit('/', 1)[-1]}:{where.lineno})", start)
+                return results
+            seconds = time.perf_counter() - t0
+            survivors = []
+            for j, i in enumerate(alive):
+                env_result = self._env_result(spec, runs[j * len(seeds):(j + 1) * len(seeds)],
+                                              seconds)
+                if not self._judge(results[i], spec, env_result, counted, start):
+                    survivors.append(i)
+            alive = survivors
+        for i in alive:
+            results[i].fitness = float(sum(results[i].scores.values()))
+            results[i].seconds = time.perf_counter() - start
+        for r in results:
+            if not math.isfinite(r.fitness):
+                self._fail(r, "nan", "the fitness is not finite", start)
+        return results
 
     @staticmethod
     def _fail(result: Evaluation, status: str, reason: str, start: float) -> Evaluation:

@@ -64,6 +64,17 @@ class CandidateEvaluator:
             warnings.simplefilter("ignore", RuntimeWarning)
             return self.evaluator.evaluate(program, progress=False, budget_scale=budget_scale)
 
+    def evaluate_batch(self, programs: list[Any], budget_scale: float = 1.0) -> list[Any]:
+        """Several candidates trained together (the population trainer)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return self.evaluator.evaluate_batch(programs, budget_scale=budget_scale)
+
+    @property
+    def batches(self) -> bool:
+        """Whether a batch trains in one call (else it is a loop over candidates)."""
+        return getattr(self.evaluator, "trainer", "") == "population"
+
     def __repr__(self) -> str:
         return f"CandidateEvaluator({self.evaluator!r})"
 
@@ -78,7 +89,8 @@ def make_evaluator(config: RunConfig) -> Any:
     hurdle = envlib.Hurdle(ev.hurdle.env, ev.hurdle.threshold) if ev.hurdle else None
     budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps) for env, b in ev.budgets}
     return RLEvaluator(list(ev.envs), hurdle, tuple(ev.seeds), ev.agent, ev.steps,
-                       ev.budget_scale, ev.time_limit, ev.max_steps, budgets)
+                       ev.budget_scale, ev.time_limit, ev.max_steps, budgets,
+                       trainer=ev.trainer, max_nodes=ev.max_nodes)
 
 
 def make_space(config: RunConfig) -> Any:
@@ -153,6 +165,17 @@ def make_backend_factory(config: RunConfig, evaluate: Callable[..., Any]
                           retries=w.retries, threads=w.threads_per_worker)
 
     return ray
+
+
+DEFAULT_BATCH = 16  # candidates per task for a batching evaluator (the population trainer)
+
+
+def batch_size(config: RunConfig, evaluator: Any) -> int:
+    """Candidates per worker task: ``[workers] batch_size``, else 16 for an evaluator
+    that trains a batch in one call (the population trainer), else 1."""
+    if config.workers.batch_size is not None:
+        return config.workers.batch_size
+    return DEFAULT_BATCH if getattr(evaluator, "trainer", "") == "population" else 1
 
 
 def build(config: RunConfig) -> Built:
@@ -293,7 +316,8 @@ def _search(store: RunStore, config: RunConfig, built: Built, progress: Progress
         if backend is None:
             backend = built.backend()
         search = Search(built.algorithm, store, backend, config.run.trials, built.fec,
-                        built.hurdles, on_progress=reporter)
+                        built.hurdles, on_progress=reporter,
+                        batch_size=batch_size(config, built.evaluator))
         return search.run()
     except sqlite3.DatabaseError as err:
         raise store_error(store.path, err) from None
@@ -427,6 +451,10 @@ def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
     hurdle_text = (f"hurdle {hurdle['env']} >= {hurdle['threshold']}" if isinstance(hurdle, dict)
                    else "no hurdle")
     lines.append(f"evaluator:  {', '.join(ev.get('envs', []))}; {hurdle_text}")
+    trainers = store.trainers()
+    if trainers:
+        lines.append("trainer:    " + "; ".join(f"{t} ({n} evaluations)" if len(trainers) > 1
+                                              else t for t, n in trainers.items()))
     return _status_body(store, top, unique_programs, p, counts, times, lines)
 
 

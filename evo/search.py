@@ -66,12 +66,22 @@ class Search:
         fec: fingerprints programs (training mode by default).
         hurdles: optional Progressive Dynamic Hurdles.
         on_progress: called after every finished trial with a :class:`Progress`.
+        batch_size: candidates per worker task. Proposals that need an evaluation
+            (not duplicates) are gathered into batches of up to this many, and each
+            batch goes to one worker, where a batching evaluator (the population
+            trainer) trains them together; every trial is still recorded on its own.
     """
 
     def __init__(self, algorithm: SearchAlgorithm, store: RunStore, backend: Backend,
                  trials: int, fec: FEC | None = None,
                  hurdles: ProgressiveHurdles | None = None,
-                 on_progress: Callable[[Progress], None] | None = None) -> None:
+                 on_progress: Callable[[Progress], None] | None = None,
+                 batch_size: int = 1) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size = {batch_size!r}: must be a positive integer")
+        self.batch_size = batch_size
+        self.forming: list[tuple[int, str]] = []  # the next batch: (trial id, program)
+        self.batches: dict[int, list[int]] = {}  # batch task id -> its trials, in order
         self.algorithm = algorithm
         self.store = store
         self.backend = backend
@@ -106,6 +116,7 @@ class Search:
             cand = Candidate(loads(row["program"], check=False), row["parent"],
                              row["mutation"] or "", row["generation"])
             self._dispatch(row["id"], cand, row["fingerprint"], row["level"])
+        self._flush()
         for row in self.store.db.execute(
                 "SELECT id, duplicate_of FROM trials WHERE status='duplicate' AND "
                 "fitness IS NULL ORDER BY id"):
@@ -134,10 +145,15 @@ class Search:
         while self.progress.trials < self.target:
             waiting = False  # the algorithm has nothing to propose until results come in
             while self.backend.running < self.backend.capacity and proposed < self.target:
-                if not self._propose():
-                    waiting = True
+                # One batch: proposals until batch_size of them need an evaluation.
+                while len(self.forming) < self.batch_size and proposed < self.target:
+                    if not self._propose():
+                        waiting = True
+                        break
+                    proposed += 1
+                self._flush()
+                if waiting:
                     break
-                proposed += 1
             if self.progress.trials >= self.target:
                 break
             if not self.backend.running:
@@ -194,9 +210,35 @@ class Search:
         scale = self.hurdles.budget_scale(level) if self.hurdles is not None else 1.0
         if not started:
             self.store.start(tid, self.backend.name)
-        self.backend.submit(Task(tid, dumps(cand.program, compact=True), scale))
+        text = dumps(cand.program, compact=True)
+        if scale == 1.0:
+            self.forming.append((tid, text))  # submitted with its batch by _flush
+        else:
+            self.backend.submit(Task(tid, text, scale))
+
+    def _flush(self) -> None:
+        """Submit the forming batch (one task; a lone candidate as a plain task)."""
+        members, self.forming = self.forming, []
+        if len(members) == 1:
+            self.backend.submit(Task(members[0][0], members[0][1]))
+        elif members:
+            self.batches[members[0][0]] = [tid for tid, _ in members]
+            self.backend.submit(Task(members[0][0], members[0][1], batch=members))
 
     def _finish(self, outcome: Outcome) -> None:
+        tids = self.batches.pop(outcome.trial_id, None)
+        if tids is not None:  # a batch: each member is finished on its own
+            results = outcome.result.get("batch") if isinstance(outcome.result, dict) else None
+            if not isinstance(results, list) or len(results) != len(tids):
+                # the whole task failed (a killed worker, a timeout): so did each member
+                results = [dict(outcome.result) for _ in tids]
+            for tid, result in zip(tids, results):
+                self._finish_one(Outcome(tid, result, outcome.worker, outcome.retried))
+        else:
+            self._finish_one(outcome)
+        self._flush()  # duplicates re-issued after a failure
+
+    def _finish_one(self, outcome: Outcome) -> None:
         tid = outcome.trial_id
         cand = self.candidates[tid]
         # Any backend's result: a non-finite fitness fails here, before the algorithm

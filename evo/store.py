@@ -387,6 +387,13 @@ class RunStore:
         else:
             self.db.execute(_SET_META, (key, text))
 
+    def trainers(self) -> dict[str, int]:
+        """How many evaluations each trainer produced (the ``trainer`` of the results)."""
+        rows = self.db.execute(
+            "SELECT json_extract(result, '$.trainer') AS t, COUNT(*) FROM trials WHERE "
+            "status IN ('done', 'failed') AND json_valid(result) GROUP BY t").fetchall()
+        return {str(t): int(n) for t, n in rows if t}
+
     def get(self, key: str, default: Any = None) -> Any:
         pending = self._pending_meta.get(key)
         if pending is not None:

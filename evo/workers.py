@@ -35,12 +35,19 @@ from evo.errors import ConfigError
 
 @dataclass
 class Task:
-    """One evaluation to run: a trial id and its program (as program-file JSON)."""
+    """One evaluation to run: a trial id and its program (as program-file JSON).
+
+    A batch task carries several candidates in ``batch`` (``(trial_id, program)``
+    pairs, the first being ``trial_id``/``program``): an evaluator with
+    ``evaluate_batch`` trains them together, any other evaluates them in turn. Its
+    result is ``{"batch": [result, ...]}`` in the members' order.
+    """
 
     trial_id: int
     program: str
     budget_scale: float = 1.0  # Progressive Dynamic Hurdles: cumulative budget fraction
     attempts: int = 0
+    batch: list[tuple[int, str]] | None = None
 
 
 @dataclass
@@ -134,28 +141,72 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def run_task(evaluate: Callable[[Any], Any], task: Task) -> dict[str, Any]:
-    """Evaluate a task in the current process; exceptions become error results."""
+def _error(err: BaseException) -> dict[str, Any]:
+    if isinstance(err, MemoryError):
+        return {"status": "error", "fitness": 0.0,
+                "reason": "memory: the evaluation ran out of memory (MemoryError)"}
+    where = traceback.extract_tb(err.__traceback__)[-1]
+    return {"status": "error", "fitness": 0.0,
+            "reason": f"{type(err).__name__}: {err} ({os.path.basename(where.filename)}:"
+                      f"{where.lineno})"}
+
+
+def _evaluate_one(evaluate: Callable[[Any], Any], text: str, budget_scale: float
+                  ) -> dict[str, Any]:
     from graphs.fileformat import loads
 
     start = time.perf_counter()
     try:
-        program = loads(task.program)
-        if task.budget_scale != 1.0:
-            result = evaluate(program, budget_scale=task.budget_scale)
+        program = loads(text)
+        if budget_scale != 1.0:
+            result = evaluate(program, budget_scale=budget_scale)
         else:
             result = evaluate(program)
         out = normalize_result(result)
-    except MemoryError:
-        out = {"status": "error", "fitness": 0.0, "reason": "memory: the evaluation ran out "
-               "of memory (MemoryError)"}
     except Exception as err:  # the candidate's problem, not the run's
-        where = traceback.extract_tb(err.__traceback__)[-1]
-        out = {"status": "error", "fitness": 0.0,
-               "reason": f"{type(err).__name__}: {err} ({os.path.basename(where.filename)}:"
-                         f"{where.lineno})"}
+        out = _error(err)
     out.setdefault("seconds", time.perf_counter() - start)
     return out
+
+
+def _evaluate_batch(evaluate: Callable[[Any], Any], task: Task) -> dict[str, Any]:
+    from graphs.fileformat import loads
+
+    start = time.perf_counter()
+    members = task.batch or []
+    batched = getattr(evaluate, "evaluate_batch", None)
+    if batched is None:  # a plain evaluator: one candidate after another
+        return {"batch": [_evaluate_one(evaluate, text, task.budget_scale)
+                          for _, text in members]}
+    out: list[dict[str, Any] | None] = [None] * len(members)
+    programs = []
+    for j, (_, text) in enumerate(members):
+        try:
+            programs.append((j, loads(text)))
+        except Exception as err:  # this member's file is bad; the others go on
+            out[j] = _error(err)
+    try:
+        kwargs = {"budget_scale": task.budget_scale} if task.budget_scale != 1.0 else {}
+        results = batched([p for _, p in programs], **kwargs)
+        if len(results) != len(programs):
+            raise RuntimeError(f"evaluate_batch returned {len(results)} results for "
+                               f"{len(programs)} programs")
+        for (j, _), result in zip(programs, results):
+            out[j] = normalize_result(result)
+    except Exception as err:
+        for j, _ in programs:
+            out[j] = _error(err)
+    share = (time.perf_counter() - start) / max(1, len(members))
+    for result in out:
+        result.setdefault("seconds", share)
+    return {"batch": out}
+
+
+def run_task(evaluate: Callable[[Any], Any], task: Task) -> dict[str, Any]:
+    """Evaluate a task in the current process; exceptions become error results."""
+    if task.batch is not None:
+        return _evaluate_batch(evaluate, task)
+    return _evaluate_one(evaluate, task.program, task.budget_scale)
 
 
 class Backend(ABC):

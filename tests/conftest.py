@@ -25,3 +25,10 @@ else:
         threadpool_limits(limits=int(os.environ["OPENBLAS_NUM_THREADS"]))
     except ValueError:  # not a number: leave the pools as the variable made them
         pass
+
+# Runs whose config says trainer = "auto" (the presets' default) train with the numpy
+# trainer in this suite: a JAX compilation takes 15-60 s per setting, and most tests
+# exercise the search, the store or the CLI, not the trainer. The population trainer
+# has its own tests (tests/evo/rl/), including a search that batches candidates
+# through it; they ask for it by name.
+os.environ.setdefault("EVO_TRAINER", "numpy")

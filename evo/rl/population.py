@@ -17,9 +17,10 @@ environment is stepped on the host and feeds the same compiled update.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
-from functools import partial
+from functools import cache, partial
 from typing import Any, NamedTuple
 
 import jax
@@ -43,6 +44,21 @@ from graphs.program import Program
 
 CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
 OK, NAN = 0, 1
+
+
+def _use_compilation_cache() -> None:
+    """Keep compiled trainers on disk (``$EVO_JAX_CACHE``, default
+    ``~/.cache/evo/jax``): every worker process and every later run of the same
+    settings loads them instead of compiling again. A cache the user configured
+    for JAX is left alone; ``EVO_JAX_CACHE=off`` disables it."""
+    where = os.environ.get("EVO_JAX_CACHE", os.path.join("~", ".cache", "evo", "jax"))
+    if where == "off" or jax.config.jax_compilation_cache_dir:
+        return
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser(where))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+
+
+_use_compilation_cache()
 
 
 class Buffer(NamedTuple):
@@ -237,20 +253,28 @@ def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
                    terminal, done, state)
 
 
-@partial(jax.jit, static_argnums=(0, 3, 4), donate_argnums=(1,))
-def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, learn: bool,
-               t0: jax.Array) -> Agent:
-    """``n_steps`` lockstep steps of the whole population on a compiled port."""
+@partial(jax.jit, static_argnums=(0, 3), donate_argnums=(1,))
+def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array
+               ) -> Agent:
+    """``n_steps`` lockstep steps of the whole population on a compiled port.
+
+    One compilation serves the whole training: learning starts at step
+    ``learning_starts`` through a ``cond`` on the (shared, unbatched) step counter,
+    and agents past their budget are inactive, so every chunk has the same shape."""
+    starts = setup.config.learning_starts
 
     def chunk(agent, code):
         key, k_noise = jax.random.split(agent.key)
 
+        def learn(agent, noise):
+            for u in range(setup.config.updates_per_step):
+                agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
+            return agent
+
         def body(agent, xs):
             t, noise = xs
             agent = _env_step(setup, agent, t, noise)
-            if learn:
-                for u in range(setup.config.updates_per_step):
-                    agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
+            agent = jax.lax.cond(t + 1 >= starts, learn, lambda a, _: a, agent, noise)
             return agent, None
 
         xs = (t0 + jnp.arange(n_steps), _draw_noise(setup, k_noise, n_steps))
@@ -285,6 +309,13 @@ def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: No
         return agent
 
     return jax.vmap(one)(agents, codes, noise, *transition)
+
+
+@cache
+def _adam(learning_rate: float, eps: float) -> Any:
+    """One optimizer object per setting: the compiled functions are cached by the
+    identity of what they close over, so a fresh ``optax.adam`` would recompile."""
+    return optax.adam(learning_rate, eps=eps)
 
 
 def _max_episode_steps(env: object) -> int | None:
@@ -336,7 +367,7 @@ def train_population(
     decay = config.epsilon_decay_steps or spec.epsilon_decay_steps
     if config.epsilon_decay_steps is None:
         decay = max(1, min(decay, (budget.steps or budget.episodes * episode_cap) // 2))
-    setup = _Setup(config, optax.adam(config.learning_rate, eps=config.adam_eps), port,
+    setup = _Setup(config, _adam(config.learning_rate, config.adam_eps), port,
                    spec.obs_dim, spec.n_actions, min(config.buffer_size, max_steps),
                    max_episodes, max_steps, calls,
                    (config.epsilon_end - config.epsilon_start) / decay, capacity)
@@ -358,14 +389,12 @@ def train_population(
     timed_out = False
     next_progress = 1000
     while bool(agents.active.any()):
-        learn = t >= config.learning_starts
         if port is not None:
-            n = CHUNK if learn else config.learning_starts - t
-            n = min(n, max_steps - t)
-            agents = _run_chunk(setup, agents, codes, n, learn, jnp.int32(t))
-            t += n
+            agents = _run_chunk(setup, agents, codes, CHUNK, jnp.int32(t))
+            t += CHUNK
         else:
-            agents = _host_chunk(setup, agents, codes, host_envs, t, learn)
+            agents = _host_chunk(setup, agents, codes, host_envs, t,
+                                 t + 1 >= config.learning_starts)
             t += 1
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             timed_out = True

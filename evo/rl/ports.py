@@ -10,6 +10,7 @@ host by the same trainer.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from envs import EnvSpec
@@ -57,5 +58,10 @@ def port_for(spec: EnvSpec) -> Port | None:
     """The compiled port of ``spec``, or None when it must be stepped on the host."""
     if spec.entry_point is not None or spec.wrappers or spec.make_kwargs:
         return None
-    make = PORTS.get(spec.gym_id)
-    return make() if make is not None else None
+    return _port(spec.gym_id) if spec.gym_id in PORTS else None
+
+
+@cache
+def _port(gym_id: str) -> Port:
+    # One object per id: compiled functions are cached by the identity of the port.
+    return PORTS[gym_id]()

@@ -1,0 +1,297 @@
+"""Benchmarks for the population trainer (issue: train a generation at once).
+
+Sections (each writes results/bench/population_<section>.json; one core pinned,
+``BENCH_CORE`` picks it, one BLAS/XLA thread):
+  flops      numpy's FLOP/s on this core for the network's own matmul shapes, and
+             the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
+  speed      agent-steps/s summed over agents, DQN on CartPole: the population
+             trainer at K = 1, 8, 32, 128 (64-64) and K = 8, 32 (256-256) against the
+             numpy lockstep trainer (evo.dqn) in the same run, alternating, median
+             of 3; compile time reported separately (first call minus a warm one)
+  candidate  CPU-seconds per candidate: a batch of 32 mixed candidates (DQN, DQNReg,
+             30 random programs) on the CartPole hurdle, at the discovery preset's
+             budget and agent (10k steps, 64-64) and at the full hurdle (400 episodes)
+  candidate256  the same at the full hurdle with the paper's 256-256 agent (~10 min)
+  quality    learning quality with the new trainer at the paper's agent (256-256, 400
+             CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
+             losses (2 seeds); the numpy trainer on the same programs and seeds;
+             learning curves side by side in population_quality.png
+
+Run: ``python bench/bench_population.py flops speed candidate quality``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false "
+                                   "intra_op_parallelism_threads=1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_rl import bad_losses  # noqa: E402
+
+import envs  # noqa: E402
+from evo.dqn import DQNConfig, train  # noqa: E402
+from evo.rl.population import train_population  # noqa: E402
+from graphs.generate import from_scratch, seeded_program  # noqa: E402
+from graphs.library import builtin  # noqa: E402
+
+OUT = ROOT / "results" / "bench"
+CARTPOLE = envs.get("CartPole")
+OBS, ACTIONS, BATCH = 4, 2, 32
+SMALL = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500)  # discovery
+PAPER = DQNConfig()  # 256-256, the paper's agent
+
+
+def pin() -> str:
+    if hasattr(os, "sched_setaffinity"):
+        core = int(os.environ.get("BENCH_CORE", sorted(os.sched_getaffinity(0))[0]))
+        os.sched_setaffinity(0, {core})
+        return f"core {core}"
+    return "not pinned"
+
+
+def macs(hidden: tuple[int, ...]) -> int:
+    sizes = (OBS, *hidden, ACTIONS)
+    return sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+def flops_per_step(hidden: tuple[int, ...]) -> float:
+    """FLOPs of one DQN agent-step: act (1 sample) and one update on a batch of 32:
+    Q(s) forward and backward (backward ≈ 2 forwards), Q_targ(s') forward."""
+    return 2.0 * macs(hidden) * (1 + BATCH * (1 + 2 + 1))
+
+
+def matmul_flops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
+    a = np.random.default_rng(0).standard_normal((m, k)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((k, n)).astype(np.float32)
+    rates = []
+    for _ in range(5):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 5:
+            a @ b
+            reps += 1
+        rates.append(2.0 * m * k * n * reps / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def section_flops() -> dict:
+    out = {}
+    for hidden in ((64, 64), (256, 256)):
+        h = hidden[0]
+        shapes = {f"{BATCH}x{OBS}x{h}": (BATCH, OBS, h), f"{BATCH}x{h}x{h}": (BATCH, h, h),
+                  f"{BATCH}x{h}x{ACTIONS}": (BATCH, h, ACTIONS)}
+        rates = {name: matmul_flops(*s) for name, s in shapes.items()}
+        # the time of one agent-step if every matmul ran at numpy's rate for its shape
+        sizes = (OBS, *hidden, ACTIONS)
+        seconds = sum(2.0 * BATCH * a * b * 4 / rates[f"{BATCH}x{a}x{b}"]
+                      for a, b in zip(sizes[:-1], sizes[1:]))
+        out[f"{h}-{h}"] = {
+            "numpy_flops_per_s": rates,
+            "flops_per_agent_step": flops_per_step(hidden),
+            "limit_agent_steps_per_s": 1.0 / seconds,
+        }
+    return out
+
+
+def _programs(k: int) -> list:
+    mixed = [builtin("dqn"), builtin("dqnreg")]
+    s = 0
+    while len(mixed) < k:
+        mixed.append(from_scratch(7, seed=s) if s % 2 else seeded_program("dqn", 3, seed=s))
+        s += 1
+    return mixed[:k]
+
+
+def _population_rate(k: int, config: DQNConfig, steps: int, rep: int) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    runs = train_population([builtin("dqn")] * k, CARTPOLE, [rep * 1000 + i for i in range(k)],
+                            config, envs.Budget(steps=steps))
+    seconds = time.perf_counter() - t0
+    return sum(r.steps for r in runs) / seconds, seconds
+
+
+def _numpy_rate(k: int, config: DQNConfig, steps: int, rep: int) -> float:
+    t0 = time.perf_counter()
+    runs = train(builtin("dqn"), CARTPOLE, [rep * 1000 + i for i in range(k)], config,
+                 envs.Budget(steps=steps))
+    return sum(r.steps for r in runs) / (time.perf_counter() - t0)
+
+
+def section_speed(reps: int = 3) -> dict:
+    out: dict = {"reps": reps}
+    plans = [("64-64", SMALL, 5000, (1, 8, 32, 128), (1, 8)),
+             ("256-256", PAPER, 3000, (8, 32), (8,))]
+    limits = section_flops()
+    for label, config, steps, ks, numpy_ks in plans:
+        res: dict = {"steps_per_agent": steps,
+                     "flop_limit_agent_steps_per_s": limits[label]["limit_agent_steps_per_s"]}
+        for k in ks:  # compile: the first call, minus a warm call's time
+            _, first = _population_rate(k, config, steps, 99)
+            rates, warm = [], []
+            numpy_rates: list[float] = []
+            for r in range(reps):
+                if k in numpy_ks:
+                    numpy_rates.append(_numpy_rate(k, config, steps, r))
+                rate, seconds = _population_rate(k, config, steps, r)
+                rates.append(rate)
+                warm.append(seconds)
+            entry = {"agent_steps_per_s": statistics.median(rates), "reps": rates,
+                     "compile_seconds": first - statistics.median(warm),
+                     "warm_call_seconds": statistics.median(warm)}
+            entry["share_of_flop_limit"] = entry["agent_steps_per_s"] / res[
+                "flop_limit_agent_steps_per_s"]
+            if numpy_rates:
+                entry["numpy_lockstep_agent_steps_per_s"] = statistics.median(numpy_rates)
+                entry["numpy_reps"] = numpy_rates
+                entry["ratio_vs_numpy_same_k"] = entry["agent_steps_per_s"] / statistics.median(
+                    numpy_rates)
+            res[f"K={k}"] = entry
+            print(f"  {label} K={k}: {json.dumps(entry)}", flush=True)
+        best_numpy = max(v["numpy_lockstep_agent_steps_per_s"] for v in res.values()
+                         if isinstance(v, dict) and "numpy_lockstep_agent_steps_per_s" in v)
+        res["numpy_best_lockstep"] = best_numpy
+        for key, v in res.items():
+            if key.startswith("K="):
+                v["ratio_vs_numpy_best"] = v["agent_steps_per_s"] / best_numpy
+        out[label] = res
+    return out
+
+
+def _batch_cpu(config: DQNConfig, budget: envs.Budget) -> dict:
+    programs = _programs(32)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    runs = train_population(programs, CARTPOLE, [0] * 32, config, budget)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    scores = [CARTPOLE.score(r.episode_returns) for r in runs]
+    return {"cpu_seconds_per_candidate": cpu / 32, "wall_seconds": wall, "cpu_seconds": cpu,
+            "agent_steps": sum(r.steps for r in runs), "dqn_score": scores[0],
+            "dqnreg_score": scores[1], "random_median_score": statistics.median(scores[2:]),
+            "statuses": {s: sum(r.status == s for r in runs) for s in {r.status for r in runs}}}
+
+
+def section_candidate(cases: tuple = ()) -> dict:
+    out = {}
+    for label, config, budget in cases or (
+            ("discovery_64-64_10k_steps", SMALL, envs.Budget(steps=10_000)),
+            ("hurdle_64-64_400_episodes", SMALL, envs.Budget(episodes=400))):
+        first = _batch_cpu(config, budget)  # includes the compilation
+        warm = _batch_cpu(config, budget) if budget.steps else None
+        entry = warm or first
+        entry["first_call_wall_seconds"] = first["wall_seconds"]
+        if warm:
+            entry["compile_seconds"] = first["wall_seconds"] - warm["wall_seconds"]
+            entry["compile_share_of_batch"] = entry["compile_seconds"] / warm["wall_seconds"]
+        out[label] = entry
+        print(f"  {label}: {json.dumps(entry)}", flush=True)
+    out["today_numpy_256-256_dqn_seconds"] = 19.0  # issue 12's figure for the numpy trainer
+    return out
+
+
+def section_candidate256() -> dict:
+    return section_candidate((("hurdle_256-256_400_episodes", PAPER, envs.Budget(episodes=400)),))
+
+
+def _curves(runs) -> list[list[float]]:
+    return [list(map(float, r.episode_returns)) for r in runs]
+
+
+def section_quality() -> dict:
+    plan = [("dqn", builtin("dqn"), list(range(10))), ("ddqn", builtin("ddqn"), list(range(5))),
+            ("dqnreg", builtin("dqnreg"), list(range(5)))]
+    plan += [(name, prog, [0, 1]) for name, prog in bad_losses().items()]
+    programs = [p for _, p, seeds in plan for _ in seeds]
+    seeds = [s for _, _, ss in plan for s in ss]
+    t0 = time.perf_counter()
+    runs = train_population(programs, CARTPOLE, seeds, PAPER)
+    pop_seconds = time.perf_counter() - t0
+    out: dict = {"population_seconds": pop_seconds, "population": {}, "numpy": {}}
+    i = 0
+    for name, _, ss in plan:
+        mine = runs[i:i + len(ss)]
+        i += len(ss)
+        last = [float(np.mean(r.episode_returns[-50:])) for r in mine]
+        out["population"][name] = {"last50": last, "median": statistics.median(last),
+                                   "seeds_reaching_195": sum(x >= 195 for x in last),
+                                   "curves": _curves(mine)}
+        print(f"  population {name}: {np.round(last, 1).tolist()}", flush=True)
+    for name, prog, ss in plan[:3]:
+        t0 = time.perf_counter()
+        theirs = train(prog, CARTPOLE, ss, PAPER)
+        last = [float(np.mean(r.episode_returns[-50:])) for r in theirs]
+        out["numpy"][name] = {"last50": last, "median": statistics.median(last),
+                              "seeds_reaching_195": sum(x >= 195 for x in last),
+                              "curves": _curves(theirs), "seconds": time.perf_counter() - t0}
+        print(f"  numpy {name}: {np.round(last, 1).tolist()}", flush=True)
+    _plot_quality(out)
+    return out
+
+
+def _plot_quality(out: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["dqn", "ddqn", "dqnreg"]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4), sharey=True)
+    for ax, name in zip(axes, names):
+        for trainer, color in (("numpy", "tab:blue"), ("population", "tab:orange")):
+            curves = out[trainer][name]["curves"]
+            n = min(len(c) for c in curves)
+            arr = np.array([c[:n] for c in curves])
+            kernel = np.ones(10) / 10
+            smooth = np.array([np.convolve(c, kernel, mode="valid") for c in arr])
+            x = np.arange(smooth.shape[1])
+            ax.plot(x, np.median(smooth, 0), color=color, label=f"{trainer} (median)")
+            ax.fill_between(x, smooth.min(0), smooth.max(0), color=color, alpha=0.2)
+        ax.set_title(f"{name} on CartPole, 256-256, {len(out['numpy'][name]['curves'])} seeds")
+        ax.set_xlabel("episode")
+    axes[0].set_ylabel("return (10-episode mean)")
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "population_quality.png", dpi=100)
+
+
+SECTIONS = {"flops": section_flops, "speed": section_speed, "candidate": section_candidate,
+            "candidate256": section_candidate256, "quality": section_quality}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="population trainer benchmarks")
+    ap.add_argument("sections", nargs="*", default=["flops", "speed"], choices=list(SECTIONS))
+    args = ap.parse_args()
+    where = pin()
+    OUT.mkdir(parents=True, exist_ok=True)
+    import jax
+
+    for name in args.sections:
+        print(f"== {name} ({where})", flush=True)
+        t0 = time.perf_counter()
+        result = SECTIONS[name]()
+        result["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
+                             "jax": jax.__version__, "cpu": where,
+                             "processor": platform.processor() or platform.machine()}
+        result["command"] = f"python bench/bench_population.py {name}"
+        result["wall_seconds"] = time.perf_counter() - t0
+        (OUT / f"population_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps({k: v for k, v in result.items()
+                          if k not in ("machine", "population", "numpy")}, indent=1)[:3000],
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
