@@ -1,0 +1,126 @@
+"""Batched search: proposals gathered into batches, one task per batch, every trial
+recorded on its own (the path the population trainer takes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from evo.search import Search
+from evo.store import RunStore
+from evo.workers import LocalPool, Task, run_task
+from graphs.fileformat import dumps
+from graphs.generate import seeded_program
+from tests.evo.test_search import SPACE, Evaluator, RecordingRE, check_consistent
+
+
+class BatchEvaluator(Evaluator):
+    """The test evaluator, with ``evaluate_batch``: logs each batch's size."""
+
+    def evaluate_batch(self, programs, budget_scale: float = 1.0) -> list:
+        with open(self.log + ".batches", "a") as f:
+            f.write(f"{len(programs)}\n")
+        out = []
+        for p in programs:
+            try:
+                out.append(self(p, budget_scale))
+            except ValueError as err:  # as an evaluator would: this one fails, not all
+                out.append({"status": "error", "fitness": 0.0, "reason": str(err)})
+        return out
+
+    def batches(self) -> list[int]:
+        path = Path(self.log + ".batches")
+        return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+
+def test_batches_form_run_on_one_worker_and_record_each_trial(tmp_path):
+    trials = 120
+    ev = BatchEvaluator(tmp_path / "evals.log", fail_every=17)
+    algo = RecordingRE(population_size=20, tournament_size=5, space=SPACE, seed=0)
+    store = RunStore.create(tmp_path / "run.evo", {"trials": trials})
+    with LocalPool(ev, workers=2) as pool:
+        Search(algo, store, pool, trials, batch_size=8).run()
+    counts = check_consistent(store, trials)
+    sizes = ev.batches()
+    assert sum(sizes) == counts["done"] + counts["failed"] == len(ev.lines())
+    assert max(sizes) == 8 and len(sizes) < counts["done"]  # batched, not one by one
+    assert counts["failed"] > 0  # a failing member fails alone
+    failed = [json.loads(r[0]) for r in store.db.execute(
+        "SELECT result FROM trials WHERE status='failed'")]
+    assert all("unlucky program" in r["reason"] for r in failed)
+    assert sorted(algo.observed) == list(range(1, trials + 1))
+
+
+def test_a_plain_evaluator_gets_a_batch_one_candidate_at_a_time(tmp_path):
+    ev = Evaluator(tmp_path / "evals.log")
+    members = [(i, dumps(seeded_program("dqn", 3, seed=i), compact=True)) for i in (1, 2, 3)]
+    out = run_task(ev, Task(1, members[0][1], batch=members))
+    assert [r["status"] for r in out["batch"]] == ["ok"] * 3
+    assert len(ev.lines()) == 3
+
+
+def test_a_bad_member_file_fails_alone(tmp_path):
+    ev = BatchEvaluator(tmp_path / "evals.log")
+    good = dumps(seeded_program("dqn", 3, seed=0), compact=True)
+    out = run_task(ev, Task(1, good, batch=[(1, good), (2, "{not json"), (3, good)]))
+    statuses = [r["status"] for r in out["batch"]]
+    assert statuses == ["ok", "error", "ok"]
+    assert ev.batches() == [2]
+
+
+def test_a_killed_batched_run_resumes_without_losing_finished_trials(tmp_path):
+    """Kill the driver mid-run; resume finishes every trial exactly once."""
+    store_path = tmp_path / "run.evo"
+    log = tmp_path / "evals.log"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from evo.search import Search
+from evo.store import RunStore
+from evo.workers import LocalPool
+from tests.evo.test_search_batches import BatchEvaluator, SPACE, RecordingRE
+
+class Slow(BatchEvaluator):
+    def evaluate_batch(self, programs, budget_scale=1.0):
+        time.sleep(0.3)
+        return super().evaluate_batch(programs, budget_scale)
+
+import os
+path = {str(store_path)!r}
+store = RunStore.open(path) if os.path.exists(path) else RunStore.create(path, {{"trials": 80}})
+algo = RecordingRE(population_size=10, tournament_size=3, space=SPACE, seed=1)
+with LocalPool(Slow({str(log)!r}), workers=2) as pool:
+    Search(algo, store, pool, 80, batch_size=4).run()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if store_path.exists():
+            try:
+                s = RunStore.open(store_path)
+                done = s.counts()["done"]
+                s.close()
+            except Exception:
+                continue
+            if done >= 10:
+                break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    s = RunStore.open(store_path)
+    before = {r[0]: r[1] for r in s.db.execute(
+        "SELECT id, fitness FROM trials WHERE status='done'")}
+    s.close()
+    assert before
+    subprocess.run([sys.executable, "-c", script], cwd=tmp_path, check=True, timeout=120,
+                   env=dict(os.environ))
+    s = RunStore.open(store_path)
+    check_consistent(s, 80)
+    after = {r[0]: r[1] for r in s.db.execute("SELECT id, fitness FROM trials")}
+    assert all(after[tid] == fit for tid, fit in before.items())  # nothing finished was lost
+    s.close()
