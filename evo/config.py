@@ -8,7 +8,7 @@ A config has these sections (every key optional; defaults are the paper's settin
                      seed_program, extra_nodes
     [fec]            mode
     [evaluator]      loss programs: envs, seeds, steps, budget_scale, time_limit, max_steps
-      [evaluator.hurdle]   env, threshold        (or ``hurdle = false``)
+      [evaluator.hurdle]   env, threshold, credit   (or ``hurdle = false``)
       [evaluator.agent]    any DQNConfig field (hidden, learning_rate, ...)
       [evaluator.budgets]  per-environment budgets, e.g. CartPole = {episodes = 400}
                      architectures: accuracy, cost, hardware, reward, target, alpha,
@@ -106,6 +106,10 @@ class FECSection:
 class HurdleSection:
     env: str = "CartPole"
     threshold: float = 0.6
+    # The fitness of a candidate cut by the hurdle: credit × its hurdle score (the
+    # paper: 0). A small credit (e.g. 0.1, so at most 0.06 < any passing fitness) lets
+    # selection prefer the candidates that came closest, where all would score 0.
+    credit: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -628,10 +632,11 @@ def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
     elif hurdle is True:
         values["hurdle"] = HurdleSection()
     elif isinstance(hurdle, Mapping):
-        _check_keys(hurdle, ["env", "threshold"], "evaluator.hurdle")
+        _check_keys(hurdle, ["env", "threshold", "credit"], "evaluator.hurdle")
         env = env_id(hurdle.get("env", "CartPole"), "evaluator.hurdle.env")
         threshold = _real(0.0, 1.0)(hurdle.get("threshold", 0.6), "evaluator.hurdle.threshold")
-        values["hurdle"] = HurdleSection(env, threshold)
+        credit = _real(0.0, 1.0)(hurdle.get("credit", 0.0), "evaluator.hurdle.credit")
+        values["hurdle"] = HurdleSection(env, threshold, credit)
     else:
         raise _bad("evaluator.hurdle", hurdle, "must be false (no hurdle) or a table "
                    "[evaluator.hurdle] with env and threshold")
@@ -746,7 +751,8 @@ def config_from_objects(algorithm: Any, evaluator: Any, trials: int, *, name: st
     ev: dict[str, Any] = {"envs": [spec.id for spec in evaluator.specs],
                           "seeds": list(evaluator.seeds), "agent": _agent_dict(evaluator.config)}
     ev["hurdle"] = False if evaluator.hurdle is None else {
-        "env": evaluator.hurdle_spec.id, "threshold": float(evaluator.hurdle.threshold)}
+        "env": evaluator.hurdle_spec.id, "threshold": float(evaluator.hurdle.threshold),
+        "credit": float(evaluator.hurdle_credit)}
     if evaluator.time_limit is not None:
         ev["time_limit"] = float(evaluator.time_limit)
     if evaluator.max_steps is not None:

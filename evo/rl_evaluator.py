@@ -114,6 +114,8 @@ class RLEvaluator:
             population trainer when JAX is installed).
         max_nodes: the population trainer's instruction capacity: a program with more
             live nodes fails with status ``"error"`` and a reason.
+        hurdle_credit: the fitness of a candidate cut by the hurdle is this times its
+            hurdle score (default 0, as in the paper).
     """
 
     def __init__(
@@ -129,6 +131,7 @@ class RLEvaluator:
         budgets: Mapping[str, envlib.Budget] | None = None,
         trainer: str = "numpy",
         max_nodes: int = 32,
+        hurdle_credit: float = 0.0,
     ) -> None:
         if isinstance(envs, str):
             envs = [envs]
@@ -166,6 +169,9 @@ class RLEvaluator:
         if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
             raise ConfigError(f"max_nodes = {max_nodes!r}: must be a positive integer")
         self.max_nodes = max_nodes
+        if not isinstance(hurdle_credit, int | float) or not 0.0 <= hurdle_credit <= 1.0:
+            raise ConfigError(f"hurdle_credit = {hurdle_credit!r}: must be a number in [0, 1]")
+        self.hurdle_credit = float(hurdle_credit)
 
     def __repr__(self) -> str:
         hurdle = f"{self.hurdle.env}>={self.hurdle.threshold}" if self.hurdle else "none"
@@ -281,6 +287,7 @@ class RLEvaluator:
             if not passed:
                 self._fail(result, "hurdle", f"{spec.id} score {env_result.score:.3f} is below "
                            f"the hurdle threshold {self.hurdle.threshold}", start)
+                result.fitness = self.hurdle_credit * env_result.score
                 return True
         return False
 

@@ -90,7 +90,8 @@ def make_evaluator(config: RunConfig) -> Any:
     budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps) for env, b in ev.budgets}
     return RLEvaluator(list(ev.envs), hurdle, tuple(ev.seeds), ev.agent, ev.steps,
                        ev.budget_scale, ev.time_limit, ev.max_steps, budgets,
-                       trainer=ev.trainer, max_nodes=ev.max_nodes)
+                       trainer=ev.trainer, max_nodes=ev.max_nodes,
+                       hurdle_credit=ev.hurdle.credit if ev.hurdle else 0.0)
 
 
 def make_space(config: RunConfig) -> Any:

@@ -192,3 +192,16 @@ def test_no_progress_bar_off_a_terminal(capsys, progress):
     assert not sys.stderr.isatty()
     evaluate(DQN, "CartPole", steps=2500, progress=progress)
     assert "step" not in capsys.readouterr().err
+
+
+def test_hurdle_credit_gives_a_cut_candidate_a_graded_fitness():
+    config = DQNConfig(hidden=(16,), learning_starts=50)
+    kwargs = dict(envs=["CartPole"], hurdle=envs.Hurdle("CartPole", 0.99), seeds=(0,),
+                  config=config, steps=300)
+    plain = RLEvaluator(**kwargs).evaluate(builtin("dqn"))
+    graded = RLEvaluator(**kwargs, hurdle_credit=0.1).evaluate(builtin("dqn"))
+    assert plain.status == graded.status == "hurdle"
+    assert plain.fitness == 0.0
+    assert graded.fitness == pytest.approx(0.1 * graded.hurdle["score"]) and graded.fitness > 0
+    with pytest.raises(ConfigError, match="hurdle_credit"):
+        RLEvaluator(**kwargs, hurdle_credit=2.0)
