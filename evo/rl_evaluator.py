@@ -358,10 +358,11 @@ class RLEvaluator:
             alive = survivors
         for i in alive:
             results[i].fitness = float(sum(results[i].scores.values()))
-            results[i].seconds = time.perf_counter() - start
+        share = (time.perf_counter() - start) / max(1, len(programs))
         for r in results:
             if not math.isfinite(r.fitness):
                 self._fail(r, "nan", "the fitness is not finite", start)
+            r.seconds = share  # each candidate's share of the batch's wall time
         return results
 
     @staticmethod

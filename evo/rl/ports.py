@@ -16,9 +16,13 @@ from typing import Any
 from envs import EnvSpec
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Port:
-    """A gymnax environment standing in for one registered gymnasium id."""
+    """A gymnax environment standing in for one registered gymnasium id.
+
+    Compared and hashed by identity (one object per id, see :func:`port_for`): the
+    compiled trainer takes it as a static argument, and some gymnax parameters hold
+    arrays, which cannot be hashed."""
 
     env: Any
     params: Any

@@ -1,0 +1,151 @@
+"""The population trainer: agents are independent, failures stay per agent, limits hold,
+environments without a port train on the host, and DQN learns.
+
+Compiling the trainer is what costs here (tens of seconds per shape on one CPU core), so
+the tests share two compiled shapes, run once per module: a batch of 32 mixed programs
+and one DQN agent alone, on one config and one budget. The DQN agent alone is also the
+learning run, and the batch also holds the failing program.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import envs
+from envs import Budget
+from evo.dqn import DQNConfig
+from evo.rl.interpreter import capacity_for
+from evo.rl.population import train_population
+from graphs import library
+from graphs.generate import from_scratch, seeded_program
+from graphs.library import from_steps
+
+CARTPOLE = envs.get("CartPole")
+# Learns CartPole in 4000 steps (mean of the last 20 returns 73-105 over seeds 0-7), and
+# budgets in whole chunks of 1000 steps.
+CONFIG = DQNConfig(hidden=(32, 32), learning_rate=1e-3, learning_starts=500, batch_size=16)
+BUDGET = Budget(steps=4000)
+
+DQN = library.builtin("dqn")
+DQN_SEED = 3
+# Valid, but (Q(s,a) / (r − r + 1e-10))⁸ = 1e80·Q(s,a)⁸ overflows float32: the loss is
+# inf at the first update. (Div is protected, so Q/(r − r) alone is a finite 1e10·Q.)
+OVERFLOWS = from_steps(
+    [("QValues", "Q", "s_t"), ("Select", 0, "a_t"), ("Sub", "r_t", "r_t"), ("Div", 1, 2)]
+    + [("Square", 3 + i) for i in range(3)])
+
+
+def _batch() -> tuple[list, list[int]]:
+    """32 agents: the DQN agent under test first, the failing one second, then built-ins,
+    from-scratch and DQN-seeded random programs, on various seeds."""
+    programs = [DQN, OVERFLOWS, library.builtin("ddqn"), library.builtin("dqnreg")]
+    programs += [from_scratch(7, seed=s) for s in range(10)]
+    programs += [seeded_program("dqn", 3, seed=s) for s in range(10)]
+    programs += [library.builtin(n) for n in ("dqn", "ddqn", "dqnreg")] * 2 + [DQN, DQN]
+    seeds = [DQN_SEED, 0] + list(range(100, 130))
+    return programs, seeds
+
+
+@pytest.fixture(scope="module")
+def trained():
+    programs, seeds = _batch()
+    batch = train_population(programs, CARTPOLE, seeds, CONFIG, BUDGET)
+    alone = train_population([DQN], CARTPOLE, [DQN_SEED], CONFIG, BUDGET)
+    return {"programs": programs, "seeds": seeds, "batch": batch, "alone": alone[0]}
+
+
+def _same(a, b) -> None:
+    assert (a.seed, a.steps, a.updates, a.status) == (b.seed, b.steps, b.updates, b.status)
+    assert a.episode_returns == b.episode_returns  # bit-identical, not approximately
+
+
+def test_an_agent_trains_the_same_alone_and_in_a_batch_of_32(trained):
+    programs = trained["programs"]
+    assert len(programs) == len(trained["batch"]) == 32
+    # the batch compiles a larger instruction capacity than the agent alone, a different
+    # set of network calls (ddqn needs Q(s')), and 32 agents instead of one
+    assert capacity_for(programs) == 16 and capacity_for([DQN]) == 8
+    alone, in_batch = trained["alone"], trained["batch"][0]
+    assert alone.status == "ok" and alone.steps == BUDGET.steps
+    assert alone.updates == BUDGET.steps - CONFIG.learning_starts
+    assert len(alone.episode_returns) > 50
+    _same(in_batch, alone)
+    # the same program on other seeds trains differently: identity is not a coincidence
+    others = [r for p, r in zip(programs[1:], trained["batch"][1:]) if p is DQN]
+    assert len(others) == 2
+    assert all(r.episode_returns != alone.episode_returns for r in others)
+
+
+def test_a_failing_agent_ends_nan_alone_while_its_neighbours_train(trained):
+    failed = trained["batch"][1]
+    assert failed.status == "nan"
+    assert "NaN/inf" in failed.reason and "update 1" in failed.reason
+    assert failed.updates == 0  # its failing update is not applied
+    assert failed.steps == CONFIG.learning_starts  # and it stops stepping
+    ok = trained["batch"][0]
+    assert ok.status == "ok" and ok.reason == ""
+    _same(ok, trained["alone"])  # the neighbour's failure changed nothing for it
+    for run in trained["batch"]:
+        assert run.status in ("ok", "nan")
+        if run.status == "ok":
+            assert run.steps == BUDGET.steps and all(map(math.isfinite, run.episode_returns))
+
+
+def test_a_time_limit_ends_the_batch_with_status_timeout(trained):
+    programs, seeds = trained["programs"], trained["seeds"]
+    runs = train_population(programs, CARTPOLE, seeds, CONFIG, BUDGET, time_limit=1e-3)
+    assert len(runs) == 32
+    assert runs[1].status == "nan"  # a failure before the limit stays a failure
+    for run, full in zip(runs, trained["batch"]):
+        if full.status == "nan" and full.steps <= 1000:  # failed within the first chunk
+            assert (run.status, run.steps) == ("nan", full.steps)
+            continue
+        assert run.status == "timeout", run
+        assert "time limit" in run.reason
+        assert run.steps < BUDGET.steps
+    assert runs[0].status == "timeout"
+
+
+def test_environments_without_a_port_train_on_the_host():
+    spec = envs.get("LunarLander")
+    config = DQNConfig(hidden=(32, 32), learning_rate=1e-3, learning_starts=50, batch_size=16)
+    runs = train_population([DQN, OVERFLOWS, DQN], spec, [0, 1, 2], config,
+                            Budget(steps=300))
+    first, failed, third = runs
+    for run, seed in zip(runs, [0, 1, 2]):
+        assert run.seed == seed
+    for run in (first, third):
+        assert run.status == "ok" and run.reason == ""
+        assert run.steps == 300 and run.updates == 300 - config.learning_starts
+        assert run.episode_returns and all(map(math.isfinite, run.episode_returns))
+    assert first.episode_returns != third.episode_returns  # own seed, own environment
+    assert failed.status == "nan" and failed.updates == 0
+    assert failed.steps == config.learning_starts
+
+
+def _random_policy_mean(episodes: int = 200) -> float:
+    env = CARTPOLE.make(0)
+    returns = []
+    try:
+        for _ in range(episodes):
+            env.reset()
+            total, done = 0.0, False
+            while not done:
+                _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return float(np.mean(returns))
+
+
+def test_dqn_learns_cartpole(trained):
+    random_mean = _random_policy_mean()
+    assert 18 < random_mean < 26
+    for run in (trained["alone"], trained["batch"][0]):
+        last = float(np.mean(run.episode_returns[-20:]))
+        assert last > 2 * random_mean, (last, random_mean)
