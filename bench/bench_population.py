@@ -10,7 +10,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              of 3; compile time reported separately (first call minus a warm one)
   candidate  CPU-seconds per candidate: a batch of 32 mixed candidates (DQN, DQNReg,
              30 random programs) on the CartPole hurdle, at the discovery preset's
-             budget and agent (10k steps, 64-64) and at the full hurdle (400 episodes)
+             budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
+             32 programs, one after another) and at the full hurdle (400 episodes)
   candidate256  the same at the full hurdle with the paper's 256-256 agent (~10 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
@@ -195,6 +196,13 @@ def section_candidate(cases: tuple = ()) -> dict:
         if warm:
             entry["compile_seconds"] = first["wall_seconds"] - warm["wall_seconds"]
             entry["compile_share_of_batch"] = entry["compile_seconds"] / warm["wall_seconds"]
+        if budget.steps:  # the peer: the numpy trainer, one candidate after another
+            cpu0 = time.process_time()
+            peer = [train(p, CARTPOLE, [0], config, budget)[0] for p in _programs(32)]
+            entry["numpy_cpu_seconds_per_candidate"] = (time.process_time() - cpu0) / 32
+            entry["ratio_numpy_vs_population_cpu"] = (entry["numpy_cpu_seconds_per_candidate"]
+                                                      / entry["cpu_seconds_per_candidate"])
+            entry["numpy_dqn_score"] = CARTPOLE.score(peer[0].episode_returns)
         out[label] = entry
         print(f"  {label}: {json.dumps(entry)}", flush=True)
     out["today_numpy_256-256_dqn_seconds"] = 19.0  # issue 12's figure for the numpy trainer
