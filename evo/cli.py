@@ -47,6 +47,39 @@ def resolve_program(ref: str) -> Program:
     )
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from evo.compare import compare
+
+    programs: dict[str, Program] = {}
+    for ref in args.programs:
+        name = Path(ref).stem if Path(ref).suffix == ".json" else ref
+        while name in programs:
+            name += "'"
+        programs[name] = resolve_program(ref)
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps {args.steps}: must be a positive integer")
+    agent, budgets = None, None
+    if args.config:
+        import envs as envlib
+        from evo.config import load_config
+
+        config = load_config(Path(args.config))
+        if config.is_architecture:
+            raise UsageError(f"{args.config}: is an architecture run config; compare trains "
+                             "RL loss programs")
+        agent = config.evaluator.agent
+        budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps)
+                   for env, b in config.evaluator.budgets}
+    scores = compare(programs, args.env, args.seeds, args.out, agent, args.steps, budgets,
+                     args.trainer)
+    from evo.compare import markdown
+
+    print(markdown(scores), end="")
+    print(f"wrote {args.out}: scores.md, scores.json, returns.json, one PNG per environment",
+          file=sys.stderr)
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     program = resolve_program(args.program)
     print(f"formula: {formula(program)}")
@@ -447,6 +480,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="BLAS/OpenMP threads (default: the config's "
                          "workers.threads_per_worker, or 1)")
     ev.set_defaults(func=_cmd_eval)
+
+    cmp = sub.add_parser("compare", help="train several programs on several environments "
+                         "and seeds, batched; write curves, a score table and raw returns")
+    cmp.add_argument("programs", nargs="+", metavar="PROGRAM",
+                     help="built-in names (dqn, ddqn, ...) or program files")
+    cmp.add_argument("--env", action="append", metavar="ENV", required=True,
+                     help="environment id (repeatable); see `evo envs`")
+    cmp.add_argument("--seeds", type=int, default=5, help="seeds per program (default 5)")
+    cmp.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
+    cmp.add_argument("--steps", type=int, default=None,
+                     help="train this many steps per environment instead of its budget")
+    cmp.add_argument("--config", metavar="CONFIG.toml",
+                     help="take the agent and budgets from a run config")
+    cmp.add_argument("--trainer", choices=("auto", "population", "numpy"), default="auto",
+                     help="population (JAX, batched), numpy, or auto (default)")
+    cmp.set_defaults(func=_cmd_compare)
 
     def backend_flags(p: argparse.ArgumentParser) -> None:
         p.add_argument("--backend", choices=("local", "ray"), default=None,
