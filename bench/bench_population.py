@@ -2,6 +2,7 @@
 
 Sections (each writes results/bench/population_<section>.json; one core pinned,
 ``BENCH_CORE`` picks it, one BLAS/XLA thread):
+  memory     bytes per agent (networks, Adam, replay buffer) for CartPole and MiniGrid
   flops      numpy's FLOP/s on this core for the network's own matmul shapes, and
              the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
   speed      agent-steps/s summed over agents, DQN on CartPole: the population
@@ -274,7 +275,35 @@ def _plot_quality(out: dict) -> None:
     fig.savefig(OUT / "population_quality.png", dpi=100)
 
 
-SECTIONS = {"flops": section_flops, "speed": section_speed, "candidate": section_candidate,
+def section_memory() -> dict:
+    """Bytes one agent's state holds (networks, target, Adam, replay buffer, returns),
+    from the trainer's own initializer (``jax.eval_shape``: nothing is allocated)."""
+    from functools import partial
+
+    import jax
+    import jax.numpy as jnp
+
+    from evo.rl import population as pop
+
+    out = {}
+    for env_id, config, steps in (("CartPole", SMALL, 10_000), ("CartPole", PAPER, 80_000),
+                                  ("MiniGrid-Empty-5x5", PAPER, 100_000),
+                                  ("MiniGrid-DoorKey-5x5", PAPER, 500_000)):
+        spec = envs.get(env_id)
+        setup = pop._Setup(config, pop._adam(config.learning_rate, config.adam_eps), None,
+                           spec.obs_dim, spec.n_actions, min(config.buffer_size, steps),
+                           100_000, steps, (True,) * 4, -1e-3, 16)
+        shapes = jax.eval_shape(partial(pop._init, setup), jnp.uint32(0),
+                                jnp.zeros(spec.obs_dim), jnp.zeros(()))
+        size = int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
+        out[f"{env_id} {config.hidden} {steps} steps"] = {
+            "obs_dim": spec.obs_dim, "mib_per_agent": size / 2**20,
+            "gib_for_64_agents": 64 * size / 2**30}
+    return out
+
+
+SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
+            "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality}
 
 

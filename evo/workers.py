@@ -23,6 +23,7 @@ import math
 import numbers
 import os
 import signal
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -320,7 +321,12 @@ class LocalPool(Backend):
             raise ConfigError(f"workers = {workers!r}: must be a positive integer")
         if task_timeout is not None and not task_timeout > 0:
             raise ConfigError(f"task_timeout = {task_timeout!r}: must be positive seconds")
-        self._mp = multiprocess.get_context("fork")
+        # Fork is fast and works with any evaluator, but a process that has loaded JAX
+        # runs XLA threads whose locks a forked child inherits held: its first JAX
+        # call would hang. Such a parent (e.g. a notebook that used the population
+        # trainer) starts its workers fresh instead.
+        self.start_method = "spawn" if "jax" in sys.modules else "fork"
+        self._mp = multiprocess.get_context(self.start_method)
         self.evaluate = evaluate
         self.task_timeout = task_timeout
         self.memory_limit_mb = memory_limit_mb
@@ -333,7 +339,8 @@ class LocalPool(Backend):
 
     def _spawn(self, index: int) -> dict[str, Any]:
         parent, child = self._mp.Pipe()
-        inherited = [parent] + [s["conn"] for s in self._slots if s["index"] != index]
+        inherited = [parent] + [s["conn"] for s in self._slots if s["index"] != index] if (
+            self.start_method == "fork") else []  # a spawned child inherits no pipe ends
         proc = self._mp.Process(target=_worker_main, daemon=True,
                                 args=(child, self.evaluate, self.memory_limit_mb, os.getpid(),
                                       inherited, self.threads),
