@@ -283,6 +283,7 @@ def _worker_main(conn: Any, evaluate: Callable[[Any], Any], memory_limit_mb: int
 
         limit = int(memory_limit_mb) * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    conn.send("ready")  # started: a task's timeout counts from here
     while True:
         try:
             task = conn.recv()
@@ -347,6 +348,13 @@ class LocalPool(Backend):
                                 name=f"evo-worker-{index}")
         proc.start()
         child.close()
+        # Wait until the worker is up (a spawned one imports everything afresh), so
+        # that its start-up never counts against a task's timeout.
+        try:
+            if parent.poll(120):
+                parent.recv()
+        except (EOFError, OSError):
+            pass  # it died starting: poll() notices and replaces it
         return {"index": index, "proc": proc, "conn": parent, "task": None, "since": 0.0}
 
     @property
