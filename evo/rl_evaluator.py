@@ -103,7 +103,8 @@ class RLEvaluator:
         steps: if given, every environment trains for exactly this many steps instead
             of its default budget (e.g. for a quick look).
         budget_scale: multiplies every default budget (e.g. 0.25 for a laptop run).
-        time_limit: wall-clock seconds for the whole evaluation.
+        time_limit: wall-clock seconds for the whole evaluation of one candidate (a
+            batch of n candidates, see :meth:`evaluate_batch`, may take n times this).
         max_steps: environment steps one agent may take on one environment before
             the evaluation ends with status ``"timeout"`` (guards against episode
             budgets whose episodes never end).
@@ -325,16 +326,20 @@ class RLEvaluator:
                 self._fail(results[i], "error", f"invalid program: {err}", start)
             else:
                 alive.append(i)
+        # The time limit is per candidate: a batch of n may take n times as long (the
+        # total a sequential evaluation would be allowed), compilation included.
+        limit = None if self.time_limit is None else self.time_limit * max(1, len(programs))
         for spec in order:
             if not alive:
                 break
             remaining = None
-            if self.time_limit is not None:
-                remaining = self.time_limit - (time.perf_counter() - start)
+            if limit is not None:
+                remaining = limit - (time.perf_counter() - start)
                 if remaining <= 0:
                     for i in alive:
-                        self._fail(results[i], "timeout",
-                                   f"time limit {self.time_limit:g} s reached", start)
+                        self._fail(results[i], "timeout", f"time limit of {self.time_limit:g} "
+                                   f"s per candidate reached ({len(programs)} in the batch)",
+                                   start)
                     return results
             t0 = time.perf_counter()
             try:
