@@ -97,7 +97,8 @@ class AgentRun:
 _STATE_SOURCE = {"s_t": 0, "s_tp1": 1}
 
 
-def _max_episode_steps(env: object) -> int | None:
+def max_episode_steps(env: object) -> int | None:
+    """The episode step cap of a gymnasium (or MiniGrid) environment, if it has one."""
     spec = getattr(env, "spec", None)
     steps = getattr(spec, "max_episode_steps", None)
     if steps is None:
@@ -131,7 +132,7 @@ def train(
     envs = [spec.make(seed) for seed in seeds]
     n_actions = spec.n_actions
     obs_dim = spec.obs_dim
-    episode_cap = _max_episode_steps(envs[0]) or 10_000
+    episode_cap = max_episode_steps(envs[0]) or 10_000
     max_steps = budget.steps or budget.episodes * episode_cap
     max_episodes = budget.episodes or math.inf
 

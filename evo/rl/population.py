@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from envs import Budget, EnvSpec
-from evo.dqn import AgentRun, DQNConfig
+from evo.dqn import AgentRun, DQNConfig, max_episode_steps
 from evo.rl.interpreter import (
     DEFAULT_MAX_NODES,
     NET_CALLS,
@@ -318,14 +318,6 @@ def _adam(learning_rate: float, eps: float) -> Any:
     return optax.adam(learning_rate, eps=eps)
 
 
-def _max_episode_steps(env: object) -> int | None:
-    spec = getattr(env, "spec", None)
-    steps = getattr(spec, "max_episode_steps", None)
-    if steps is None:
-        steps = getattr(getattr(env, "unwrapped", None), "max_steps", None)
-    return int(steps) if steps else None
-
-
 def train_population(
     programs: Sequence[Program],
     spec: EnvSpec,
@@ -359,7 +351,7 @@ def train_population(
     port = port_for(spec)
     host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
     episode_cap = port.max_steps if port is not None else (
-        _max_episode_steps(host_envs[0]) or 10_000)
+        max_episode_steps(host_envs[0]) or 10_000)
     max_steps = budget.steps or budget.episodes * episode_cap
     if step_limit is not None:
         max_steps = min(max_steps, step_limit)
