@@ -315,6 +315,9 @@ def _check_backend_flags(args: argparse.Namespace) -> None:
         raise UsageError(f"--workers {args.workers}: must be a positive integer")
     if args.trials is not None and args.trials < 1:
         raise UsageError(f"--trials {args.trials}: must be a positive integer")
+    if args.hours is not None and not 0 < args.hours < 1e6:
+        raise UsageError(f"--hours {args.hours:g}: must be a positive number of hours, "
+                         "e.g. --hours 0.5")
 
 
 def _after_run(store: Path, progress, out: str | None, top: int) -> None:
@@ -358,7 +361,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     print(f"evo: run {config.run.name!r}: {config.run.trials} trials, "
           f"{config.workers.backend} workers; store {store}", file=sys.stderr)
     try:
-        progress = runner.run(config, store, progress=None if not args.quiet else False)
+        progress = runner.run(config, store, progress=None if not args.quiet else False,
+                              hours=args.hours)
     except KeyboardInterrupt:
         return _interrupted(store)
     _after_run(store, progress, args.out, args.top)
@@ -373,7 +377,8 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     try:
         progress = runner.resume(store, backend=args.backend, address=args.address,
                                  workers=args.workers, trials=args.trials,
-                                 progress=None if not args.quiet else False)
+                                 progress=None if not args.quiet else False,
+                                 hours=args.hours)
     except KeyboardInterrupt:
         return _interrupted(store)
     _after_run(store, progress, args.out, args.top)
@@ -509,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "plots to DIR/plots")
         p.add_argument("--top", type=int, default=100, metavar="K",
                        help="programs to export with --out (default 100)")
+        p.add_argument("--hours", type=float, default=None, metavar="H",
+                       help="stop proposing after H hours of this session, finish what is "
+                            "in flight and stop; `evo resume` continues (equal --hours on a "
+                            "dedicated core = equal compute, e.g. for ablations)")
         p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
 
     run = sub.add_parser("run", help="run a search from a TOML config or a preset",

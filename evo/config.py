@@ -48,7 +48,7 @@ from evo.errors import ConfigError
 ALGORITHMS = ("regularized_evolution", "random", "layernas", "pareto")
 ARCH_ALGORITHMS = ("layernas", "pareto")  # architecture spaces only
 SPACES = ("loss", "nb201", "mobilenet")
-FEC_MODES = ("training", "output")
+FEC_MODES = ("training", "output", "off")  # off: every proposal trains (ablations)
 BACKENDS = ("local", "ray")
 SCRATCH = "scratch"
 PRESETS = ("quick", "dqn-seeded", "from-scratch", "dqn-seeded-paper", "from-scratch-paper",

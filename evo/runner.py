@@ -22,6 +22,7 @@ import os
 import sqlite3
 import sys
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -179,6 +180,17 @@ def batch_size(config: RunConfig, evaluator: Any) -> int:
     return DEFAULT_BATCH if getattr(evaluator, "trainer", "") == "population" else 1
 
 
+class NoFEC:
+    """``[fec] mode = "off"``: a fresh fingerprint per proposal, so no candidate is
+    ever skipped as a duplicate (not even an exact copy): the baseline of an FEC
+    ablation."""
+
+    mode = "off"
+
+    def __call__(self, program: Any) -> str:
+        return "off-" + uuid.uuid4().hex
+
+
 def build(config: RunConfig) -> Built:
     """The algorithm, evaluator, backend factory, hurdles and FEC of ``config``.
 
@@ -193,7 +205,7 @@ def build(config: RunConfig) -> Built:
                      make_backend_factory(config, evaluator), None, space.fingerprint)
     return Built(make_algorithm(config), evaluator,
                  make_backend_factory(config, CandidateEvaluator(evaluator)), hurdles,
-                 FEC(config.fec.mode))
+                 NoFEC() if config.fec.mode == "off" else FEC(config.fec.mode))
 
 
 def with_overrides(config: RunConfig, backend: str | None = None, address: str | None = None,
@@ -232,8 +244,12 @@ ProgressArg = Callable[[Progress], None] | bool | None
 
 def run(config: RunConfig | str | os.PathLike[str], store_path: str | os.PathLike[str], *,
         backend: str | None = None, address: str | None = None, workers: int | None = None,
-        trials: int | None = None, progress: ProgressArg = None) -> Progress:
+        trials: int | None = None, progress: ProgressArg = None,
+        hours: float | None = None) -> Progress:
     """Start a new run: record the config in a new store at ``store_path`` and search.
+
+    ``hours``: stop proposing after this many hours, finish what is in flight and
+    return; the run stays resumable (``evo resume``) up to its ``trials``.
 
     ``progress``: None shows a progress bar when stderr is a terminal and a line every
     few trials otherwise; False shows nothing; a callable gets every update.
@@ -253,12 +269,12 @@ def run(config: RunConfig | str | os.PathLike[str], store_path: str | os.PathLik
     except BaseException:
         backend.close()
         raise
-    return _search(store, config, built, progress, backend)
+    return _search(store, config, built, progress, backend, hours)
 
 
 def resume(store_path: str | os.PathLike[str], *, backend: str | None = None,
            address: str | None = None, workers: int | None = None, trials: int | None = None,
-           progress: ProgressArg = None) -> Progress:
+           progress: ProgressArg = None, hours: float | None = None) -> Progress:
     """Continue a run from its store (its config is read from the store).
 
     ``trials`` raises (or lowers, down to the trials already finished) the run's target;
@@ -284,7 +300,7 @@ def resume(store_path: str | os.PathLike[str], *, backend: str | None = None,
     except BaseException:
         store.close()
         raise
-    return _search(store, session, built, progress)
+    return _search(store, session, built, progress, hours=hours)
 
 
 def _close_quietly(store: RunStore) -> None:
@@ -307,7 +323,7 @@ def stored_config(store: RunStore) -> RunConfig:
 
 
 def _search(store: RunStore, config: RunConfig, built: Built, progress: ProgressArg,
-            backend: Backend | None = None) -> Progress:
+            backend: Backend | None = None, hours: float | None = None) -> Progress:
     reporter = None
     try:
         start = store_progress(store, config.run.trials)
@@ -318,7 +334,7 @@ def _search(store: RunStore, config: RunConfig, built: Built, progress: Progress
             backend = built.backend()
         search = Search(built.algorithm, store, backend, config.run.trials, built.fec,
                         built.hurdles, on_progress=reporter,
-                        batch_size=batch_size(config, built.evaluator))
+                        batch_size=batch_size(config, built.evaluator), hours=hours)
         return search.run()
     except sqlite3.DatabaseError as err:
         raise store_error(store.path, err) from None

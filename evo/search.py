@@ -70,16 +70,22 @@ class Search:
             (not duplicates) are gathered into batches of up to this many, and each
             batch goes to one worker, where a batching evaluator (the population
             trainer) trains them together; every trial is still recorded on its own.
+        hours: stop proposing after this many hours of wall-clock time in this session,
+            finish what is in flight, and return (the run stays resumable). Runs of
+            equal ``hours`` on the same dedicated core get equal compute.
     """
 
     def __init__(self, algorithm: SearchAlgorithm, store: RunStore, backend: Backend,
                  trials: int, fec: FEC | None = None,
                  hurdles: ProgressiveHurdles | None = None,
                  on_progress: Callable[[Progress], None] | None = None,
-                 batch_size: int = 1) -> None:
+                 batch_size: int = 1, hours: float | None = None) -> None:
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size = {batch_size!r}: must be a positive integer")
+        if hours is not None and not (isinstance(hours, (int, float)) and 0 < hours < 1e6):
+            raise ValueError(f"hours = {hours!r}: must be a positive number of hours")
         self.batch_size = batch_size
+        self.hours = hours
         self.forming: list[tuple[int, str]] = []  # the next batch: (trial id, program)
         self.batches: dict[int, list[int]] = {}  # batch task id -> its trials, in order
         self.algorithm = algorithm
@@ -142,7 +148,11 @@ class Search:
     def _run(self) -> Progress:
         self._resume()
         proposed = self.store.proposals()
+        deadline = None if self.hours is None else self.progress.started + self.hours * 3600
         while self.progress.trials < self.target:
+            if deadline is not None and time.time() >= deadline and proposed < self.target:
+                self.target = self.progress.target = proposed  # finish what is in flight
+                continue
             waiting = False  # the algorithm has nothing to propose until results come in
             while self.backend.running < self.backend.capacity and proposed < self.target:
                 # One batch: proposals until batch_size of them need an evaluation.

@@ -14,7 +14,8 @@ from pathlib import Path
 from evo.search import Search
 from evo.store import RunStore
 from evo.workers import LocalPool, Task, run_task
-from graphs.fileformat import dumps
+from graphs.equivalence import FEC
+from graphs.fileformat import dumps, loads
 from graphs.generate import seeded_program
 from tests.evo.test_search import SPACE, Evaluator, RecordingRE, check_consistent
 
@@ -124,3 +125,53 @@ with LocalPool(Slow({str(log)!r}), workers=2) as pool:
     after = {r[0]: r[1] for r in s.db.execute("SELECT id, fitness FROM trials")}
     assert all(after[tid] == fit for tid, fit in before.items())  # nothing finished was lost
     s.close()
+
+
+class SlowEvaluator(BatchEvaluator):
+    """Each evaluation takes a fixed wall-clock time."""
+
+    def __call__(self, program, budget_scale: float = 1.0) -> dict:
+        time.sleep(0.05)
+        return super().__call__(program, budget_scale)
+
+
+def test_hours_stops_proposing_finishes_in_flight_and_resume_continues(tmp_path):
+    trials = 400
+    ev = SlowEvaluator(tmp_path / "evals.log")
+    store = RunStore.create(tmp_path / "run.evo", {"trials": trials})
+    algo = RecordingRE(population_size=20, tournament_size=5, space=SPACE, seed=0)
+    t0 = time.time()
+    with LocalPool(ev, workers=2) as pool:
+        progress = Search(algo, store, pool, trials, batch_size=4, hours=1.5 / 3600).run()
+    assert time.time() - t0 < 30
+    assert 0 < progress.trials < trials  # stopped early ...
+    counts = store.counts()
+    assert counts["proposed"] == counts["running"] == 0  # ... with nothing left in flight
+    assert store.finished() == progress.trials
+    algo = RecordingRE(population_size=20, tournament_size=5, space=SPACE, seed=0)
+    with LocalPool(ev, workers=2) as pool:  # resumable up to the run's own target
+        Search(algo, store, pool, trials, batch_size=4).run()
+    check_consistent(store, trials)
+
+
+def test_fec_off_trains_every_proposal(tmp_path):
+    from evo.runner import NoFEC
+
+    trials = 150
+    ev = BatchEvaluator(tmp_path / "evals.log")
+    store = RunStore.create(tmp_path / "run.evo", {"trials": trials})
+    algo = RecordingRE(population_size=10, tournament_size=5, space=SPACE, seed=0)
+    with LocalPool(ev, workers=2) as pool:
+        Search(algo, store, pool, trials, fec=NoFEC(), batch_size=8).run()
+    counts = store.counts()
+    assert counts["duplicate"] == 0 and counts["done"] == trials == len(ev.lines())
+    fec = FEC()  # what the default check would have skipped was trained again
+    fps = [fec(loads(r[0])) for r in store.db.execute("SELECT program FROM trials")]
+    assert len(set(fps)) < trials
+
+
+def test_hours_must_be_positive():
+    import pytest
+
+    with pytest.raises(ValueError, match="positive number of hours"):
+        Search(None, None, None, 10, hours=0)
