@@ -33,6 +33,7 @@ from evo.algorithms import RandomSearch, RegularizedEvolution, SearchAlgorithm, 
 from evo.config import SCRATCH, RunConfig, from_dict, load_config, make_arch_evaluator
 from evo.errors import ConfigError
 from evo.hurdles import ProgressiveHurdles
+from evo.lineage import lineage, lineage_text
 from evo.rl_evaluator import RLEvaluator
 from evo.search import Progress, Search, print_progress
 from evo.search import store_progress as search_store_progress
@@ -514,6 +515,9 @@ def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progre
             lines.append(f"  {r['rank']:>4}  {r['fitness']:>8.4f}  {r['trial_id']:>6}  "
                          f"{r['evaluations']:>5}  {scores}{cut}")
             lines.append(f"  {'':>4}  {'':>8}  {'':>6}  {'':>5}  {r['formula']}")
+        lines.append("")
+        lines.append(f"lineage of the best program (trial {rows[0]['trial_id']}), from its seed:")
+        lines.extend(lineage_text(lineage(store, rows[0]["trial_id"])))
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""`evo plot`: PNGs of fitness, duplicate rate and the fitness histogram."""
+"""`evo plot`: PNGs of fitness, duplicate rate, the hurdle histogram and the lineage."""
 
 from __future__ import annotations
 
@@ -44,13 +44,15 @@ def fake_run(path, n=40):
     return path
 
 
-def test_plot_writes_three_non_empty_pngs(tmp_path):
+def test_plot_writes_four_non_empty_pngs_and_the_lineage_dot(tmp_path):
     path = fake_run(tmp_path / "fake.db")
     paths = plot(path, tmp_path / "plots")
-    assert [p.name for p in paths] == ["fitness.png", "duplicates.png", "histogram.png"]
-    for p in paths:
+    assert [p.name for p in paths] == ["fitness.png", "duplicates.png", "histogram.png",
+                                       "lineage.png", "lineage.dot"]
+    for p in paths[:-1]:
         data = p.read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000
+    assert paths[-1].read_text().startswith('digraph "fake"')
 
 
 def test_plot_defaults_beside_the_store(tmp_path):
