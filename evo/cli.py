@@ -19,7 +19,7 @@ from typing import Any
 
 from envs import EnvError
 from evo.arch_cli import add_arch_parser
-from evo.errors import EvoError
+from evo.errors import EvoError, did_you_mean
 from graphs.equivalence import FEC, MODES, canonicalize
 from graphs.errors import ProgramError
 from graphs.fileformat import dumps, load
@@ -309,6 +309,12 @@ def _default_store(name: str) -> Path:
 
 
 def _check_backend_flags(args: argparse.Namespace) -> None:
+    if args.baseline is not None:
+        from graphs.library import BUILTINS
+
+        if args.baseline not in BUILTINS:
+            raise UsageError(f"--baseline {args.baseline!r}: not a built-in loss; choose one "
+                             f"of {', '.join(BUILTINS)}" + did_you_mean(args.baseline, BUILTINS))
     if args.address is not None and args.backend == "local":
         raise UsageError("--address is the Ray cluster to use; it needs --backend ray")
     if args.workers is not None and args.workers < 1:
@@ -320,11 +326,25 @@ def _check_backend_flags(args: argparse.Namespace) -> None:
                          "e.g. --hours 0.5")
 
 
-def _after_run(store: Path, progress, out: str | None, top: int) -> None:
-    from evo.runner import summary_line
+def _after_run(store: Path, progress, out: str | None, top: int,
+               baseline: str | None = None) -> None:
+    from evo.runner import baseline_report, summary_line
 
     print(f"finished {summary_line(progress)}")
     print(f"store: {store}")
+    if baseline:
+        print(f"training the baseline ({baseline}) with the run's own evaluator ...",
+              file=sys.stderr)
+        report = baseline_report(store, baseline)
+        print()
+        print(report)
+        print()
+        if out:
+            summary = Path(out) / "summary.md"
+            summary.parent.mkdir(parents=True, exist_ok=True)
+            summary.write_text(f"# {store.stem}: the best program next to {baseline}\n\n"
+                               f"```\n{report}\n```\n", encoding="utf-8")
+            print(f"summary: {summary}")
     if out:
         from evo.export import export
         from evo.plots import plot
@@ -365,7 +385,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                               hours=args.hours)
     except KeyboardInterrupt:
         return _interrupted(store)
-    _after_run(store, progress, args.out, args.top)
+    _after_run(store, progress, args.out, args.top, args.baseline)
     return 0
 
 
@@ -381,7 +401,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                                  hours=args.hours)
     except KeyboardInterrupt:
         return _interrupted(store)
-    _after_run(store, progress, args.out, args.top)
+    _after_run(store, progress, args.out, args.top, args.baseline)
     return 0
 
 
@@ -514,6 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "plots to DIR/plots")
         p.add_argument("--top", type=int, default=100, metavar="K",
                        help="programs to export with --out (default 100)")
+        p.add_argument("--baseline", default=None, metavar="NAME",
+                       help="when the run finishes, train this built-in loss (e.g. dqn) "
+                            "with the run's own evaluator and print the best program next "
+                            "to it, with the best's family line (loss runs)")
         p.add_argument("--hours", type=float, default=None, metavar="H",
                        help="stop proposing after H hours of this session, finish what is "
                             "in flight and stop; `evo resume` continues (equal --hours on a "

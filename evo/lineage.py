@@ -107,8 +107,8 @@ def _fmt(value: float | None, sign: bool = False) -> str:
 
 def lineage_text(path: list[Ancestor], width: int = 110, full: bool = False) -> list[str]:
     """Lines for ``evo status``: the steps that changed the fitness, each with its
-    mutation, gain and formula; runs of neutral steps are folded into one line
-    unless ``full``."""
+    mutation (cut to ``width``), gain and whole formula; runs of neutral steps are
+    folded into one line unless ``full``."""
     if not path:
         return ["  (no evaluated programs yet)"]
     changed = sum(1 for a in path[1:] if a.changed)
@@ -126,7 +126,7 @@ def lineage_text(path: list[Ancestor], width: int = 110, full: bool = False) -> 
         lines.append(f"  {a.generation:>4}  {a.trial:>6}  {_fmt(a.fitness):>8}  "
                      f"{_fmt(a.gain, sign=True):>8}  {a.mutation[:width - 36]}{note}")
         if a.changed or a is path[-1]:
-            lines.append(f"  {'':>4}  {'':>6}  {'':>8}  {'':>8}  = {a.formula[:width - 38]}")
+            lines.append(f"  {'':>4}  {'':>6}  {'':>8}  {'':>8}  = {a.formula}")
     return lines
 
 

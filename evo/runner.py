@@ -476,6 +476,57 @@ def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
     return _status_body(store, top, unique_programs, p, counts, times, lines)
 
 
+def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -> str:
+    """The run's best program next to a built-in loss (``dqn``, ``ddqn``, ...) trained
+    by the run's own evaluator (same environments, budgets, hurdle and seeds), with
+    the family line of the best: what a discovery run found, and against what.
+
+    Trains the baseline once in this process (seconds to minutes, like one candidate).
+    """
+    from evo.export import unique_programs
+    from graphs.library import BUILTINS, builtin
+    from graphs.render import describe
+
+    if baseline not in BUILTINS:
+        raise ConfigError(f"--baseline {baseline!r}: not a built-in loss; choose one of "
+                          f"{', '.join(BUILTINS)}")
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        config = stored_config(store)
+        if config.is_architecture:
+            raise ConfigError("--baseline compares loss programs; this run searched "
+                              "architectures")
+        rows = unique_programs(store, 1)
+        path = lineage(store, rows[0]["trial_id"]) if rows else []
+    except sqlite3.DatabaseError as err:
+        raise store_error(store.path, err) from None
+    finally:
+        _close_quietly(store)
+    if not rows:
+        return "no evaluated program yet: nothing to compare"
+    program = builtin(baseline)
+    result = make_evaluator(config).evaluate(program)
+    best = rows[0]
+    seeds = ", ".join(str(s) for s in config.evaluator.seeds)
+    envs = ", ".join(config.evaluator.envs)
+
+    def scores(values: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in values.items()) or "-"
+
+    status = "" if result.status == "ok" else f" ({result.status}: {result.reason})"
+    lines = [f"the best program found, next to {baseline} trained the same way "
+             f"({envs}; seeds {seeds}):",
+             f"  found    fitness {best['fitness']:.4f}  [{scores(best['scores'])}]  "
+             f"trial {best['trial_id']}, generation {best['generation']}",
+             f"           {best['formula']}",
+             f"  {baseline:<8} fitness {result.fitness:.4f}  [{scores(result.scores)}]{status}",
+             f"           {describe(program)}",
+             "",
+             f"its family line (trial {best['trial_id']}), from its seed:",
+             *lineage_text(path)]
+    return "\n".join(lines)
+
+
 def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progress,
                  counts: dict[str, int], times: Any, lines: list[str]) -> str:
     waiting = store.db.execute("SELECT COUNT(*) FROM trials WHERE status='duplicate' AND "
@@ -526,6 +577,7 @@ __all__ = [
     "CandidateEvaluator",
     "ProgressBar",
     "ProgressLines",
+    "baseline_report",
     "build",
     "make_evaluator",
     "resume",

@@ -76,11 +76,14 @@ def test_run_status_export_plot_resume(capsys, tiny, tmp_path):
     rows = (tmp_path / "ds" / "programs.jsonl").read_text().splitlines()
     assert 1 <= len(rows) <= 2 and json.loads(rows[0])["rank"] == 1
     code, out, _ = run(capsys, "plot", store)
-    assert code == 0 and len(out.split()) == 3
+    assert code == 0 and len(out.split()) == 5  # 4 PNGs and the lineage as DOT
     assert all(Path(p).stat().st_size > 0 for p in out.split())
     code, out, _ = run(capsys, "resume", store, "--trials", "8", "--workers", "1", "-q",
-                       "--out", tmp_path / "results")
+                       "--out", tmp_path / "results", "--baseline", "dqn")
     assert code == 0 and "finished 8/8 trials" in out
+    assert "the best program found, next to dqn trained the same way" in out
+    assert "0.5*(Q(s,a) - (r + γ*max_a' Qt(s',a')))^2" in out and "family line" in out
+    assert "next to dqn" in (tmp_path / "results" / "summary.md").read_text()
     assert (tmp_path / "results" / "dataset" / "programs.parquet").exists()
     assert (tmp_path / "results" / "plots" / "histogram.png").exists()
     code, out, _ = run(capsys, "resume", store, "-q")  # finished: nothing to do
