@@ -395,7 +395,11 @@ def card(config: Mapping[str, Any], info: Mapping[str, int], rows: list[dict[str
         "`graphs.fileformat.loads(row['program'])` gives the program.",
         "",
         "Training is deterministic given the seeds, so re-evaluating with the run's "
-        "config reproduces a row's fitness (on the same software versions)"
+        "config reproduces a row's fitness (on the same software versions), exactly for "
+        "most rows and within the spread between its training seeds for a loss whose "
+        "updates are driven by float rounding (e.g. a near-zero gradient that Adam "
+        "rescales), which the population trainer computes slightly differently in the "
+        "search's batch than alone"
         + ("; with progressive hurdles (`[hurdles] progressive = true`) a row's fitness "
            "was measured at the budget of the last hurdle level it reached, so pass "
            "`budget_scale=` to `evaluate` for an exact match." if config.get(

@@ -342,13 +342,21 @@ def train_population(
         raise ValueError(f"got {len(programs)} programs for {len(seeds)} seeds; "
                          "give one program per agent")
     seeds = [int(s) for s in seeds]
+    requested = len(seeds)
+    port = port_for(spec)
+    if port is not None and requested:
+        # Pad the population to a bucket size with copies of the last agent (which
+        # finish with it), so that a search compiles a few shapes instead of one per
+        # number of survivors; host-stepped envs are not padded (their steps cost).
+        extra = bucket_size(requested) - requested
+        programs = list(programs) + [programs[-1]] * extra
+        seeds = seeds + [seeds[-1]] * extra
     k = len(seeds)
     budget = budget or spec.budget
     capacity = capacity_for(list(programs), max_nodes)
     codes_list = [encode(p, capacity) for p in programs]
     calls = tuple(any(i in c.calls for c in codes_list) for i in range(len(NET_CALLS)))
     codes = {name: jnp.asarray(v) for name, v in ProgramCode.stack(codes_list).items()}
-    port = port_for(spec)
     host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
     episode_cap = port.max_steps if port is not None else (
         max_episode_steps(host_envs[0]) or 10_000)
@@ -399,7 +407,15 @@ def train_population(
             env.close()
     unfinished = step_limit is not None and (budget.steps or 0) > step_limit
     return _results(agents, seeds, time.perf_counter() - t_start, timed_out, time_limit,
-                    step_limit, budget.episodes, unfinished)
+                    step_limit, budget.episodes, unfinished)[:requested]
+
+
+def bucket_size(k: int) -> int:
+    """The population size ``k`` agents are padded to: a power of two up to 8, then a
+    multiple of 8 (at most 7 padded agents, and at most 2x for tiny populations)."""
+    if k <= 8:
+        return 1 << max(0, (k - 1).bit_length())
+    return -(-k // 8) * 8
 
 
 def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool

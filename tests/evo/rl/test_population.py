@@ -149,3 +149,12 @@ def test_dqn_learns_cartpole(trained):
     for run in (trained["alone"], trained["batch"][0]):
         last = float(np.mean(run.episode_returns[-20:]))
         assert last > 2 * random_mean, (last, random_mean)
+
+
+def test_bucket_sizes_bound_the_shapes_a_search_compiles():
+    from evo.rl.population import bucket_size
+
+    sizes = [bucket_size(k) for k in range(1, 65)]
+    assert all(s >= k for k, s in zip(range(1, 65), sizes))
+    assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
+    assert all(s - k < 8 for k, s in zip(range(1, 65), sizes))

@@ -1,0 +1,92 @@
+"""Generalization of discovered losses to environments the search never saw.
+
+Takes the best unique programs of one or more run stores (``--run NAME=STORE:K`` takes
+the top K of that store), adds DQN, DDQN and DQNReg, and trains every program with
+``--seeds`` seeds on each ``--env`` with :func:`evo.compare.compare` (the population
+trainer, one batched call per environment, the runs' 64-64 agent). Writes into
+``-o DIR``: one learning-curve PNG per environment, ``scores.md`` / ``scores.json``
+(normalized score of the last 50 episodes, mean over seeds with a 95% bootstrap
+interval), ``returns.json`` and ``programs/`` (each program as a file, for `evo eval`).
+
+    python bench/generalization.py --run fs=results/from-scratch-graded/run.db:3 \\
+        --env MountainCar --steps 50000 --seeds 10 -o results/generalization/classic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from evo.compare import compare
+from evo.config import load_config
+from evo.export import unique_programs
+from evo.store import RunStore
+from graphs.fileformat import dumps, from_dict
+from graphs.library import builtin
+from graphs.render import formula
+
+
+def _runs(specs: list[str]) -> dict[str, object]:
+    programs: dict[str, object] = {}
+    for spec in specs:
+        name, _, rest = spec.partition("=")
+        path, _, k = rest.rpartition(":")
+        if not name or not path or not k.isdigit():
+            raise SystemExit(f"--run {spec!r}: write NAME=STORE:K, e.g. fs=results/x/run.db:3")
+        store = RunStore.open(path, readonly=True)
+        try:
+            rows = unique_programs(store, int(k))
+        finally:
+            store.close()
+        for row in rows:
+            programs[f"{name}-{row['rank']} (trial {row['trial_id']})"] = from_dict(
+                row["program"])
+    return programs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", action="append", default=[], metavar="NAME=STORE:K")
+    ap.add_argument("--program", action="append", default=[], metavar="NAME=FILE",
+                    help="another program file to include")
+    ap.add_argument("--env", action="append", required=True)
+    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--agent-from", default="results/from-scratch-graded/config.toml",
+                    help="take [evaluator.agent] from this run config (default: the runs' "
+                         "64-64 agent)")
+    ap.add_argument("-o", "--out", required=True)
+    args = ap.parse_args()
+    programs = _runs(args.run)
+    for spec in args.program:
+        name, _, path = spec.partition("=")
+        from graphs.fileformat import load
+
+        programs[name] = load(path)
+    for name in ("dqn", "ddqn", "dqnreg"):
+        programs[name] = builtin(name)
+    out = Path(args.out)
+    (out / "programs").mkdir(parents=True, exist_ok=True)
+    listing = {}
+    for i, (name, program) in enumerate(programs.items()):
+        path = out / "programs" / f"{i:02d}.json"
+        path.write_text(dumps(program) + "\n")
+        listing[name] = {"file": f"programs/{path.name}", "formula": formula(program)}
+    agent = load_config(Path(args.agent_from)).evaluator.agent
+    t0 = time.time()
+    scores = compare(programs, args.env, args.seeds, out, agent, args.steps,
+                     trainer="population")
+    scores["wall_seconds"] = round(time.time() - t0, 1)
+    scores["programs"] = listing
+    scores["command"] = "python bench/generalization.py " + " ".join(
+        [f"--run {r}" for r in args.run] + [f"--env {e}" for e in args.env]
+        + [f"--steps {args.steps}", f"--seeds {args.seeds}", f"-o {args.out}"])
+    (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
+    print((out / "scores.md").read_text())
+    print(f"{scores['wall_seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
