@@ -86,7 +86,10 @@ class Search:
             raise ValueError(f"hours = {hours!r}: must be a positive number of hours")
         self.batch_size = batch_size
         self.hours = hours
-        self.forming: list[tuple[int, str]] = []  # the next batch: (trial id, program)
+        # The next batches, by budget scale: (trial id, program) pairs. Progressive
+        # hurdles train each level's candidates at that level's budget, so a batch
+        # holds one level.
+        self.forming: dict[float, list[tuple[int, str]]] = {}
         self.batches: dict[int, list[int]] = {}  # batch task id -> its trials, in order
         self.algorithm = algorithm
         self.store = store
@@ -156,7 +159,7 @@ class Search:
             waiting = False  # the algorithm has nothing to propose until results come in
             while self.backend.running < self.backend.capacity and proposed < self.target:
                 # One batch: proposals until batch_size of them need an evaluation.
-                while len(self.forming) < self.batch_size and proposed < self.target:
+                while self._forming() < self.batch_size and proposed < self.target:
                     if not self._propose():
                         waiting = True
                         break
@@ -221,19 +224,21 @@ class Search:
         if not started:
             self.store.start(tid, self.backend.name)
         text = dumps(cand.program, compact=True)
-        if scale == 1.0:
-            self.forming.append((tid, text))  # submitted with its batch by _flush
-        else:
-            self.backend.submit(Task(tid, text, scale))
+        self.forming.setdefault(scale, []).append((tid, text))  # submitted by _flush
+
+    def _forming(self) -> int:
+        return sum(len(members) for members in self.forming.values())
 
     def _flush(self) -> None:
-        """Submit the forming batch (one task; a lone candidate as a plain task)."""
-        members, self.forming = self.forming, []
-        if len(members) == 1:
-            self.backend.submit(Task(members[0][0], members[0][1]))
-        elif members:
-            self.batches[members[0][0]] = [tid for tid, _ in members]
-            self.backend.submit(Task(members[0][0], members[0][1], batch=members))
+        """Submit the forming batches, one task per budget scale (a lone candidate as a
+        plain task)."""
+        forming, self.forming = self.forming, {}
+        for scale, members in forming.items():
+            if len(members) == 1:
+                self.backend.submit(Task(members[0][0], members[0][1], scale))
+            elif members:
+                self.batches[members[0][0]] = [tid for tid, _ in members]
+                self.backend.submit(Task(members[0][0], members[0][1], scale, batch=members))
 
     def _finish(self, outcome: Outcome) -> None:
         tids = self.batches.pop(outcome.trial_id, None)
@@ -264,8 +269,9 @@ class Search:
                 self.levels[tid] = level + 1
                 self.store.promote(tid, level + 1, self._state())
                 self.store.commit()
-                self.backend.submit(Task(tid, dumps(cand.program, compact=True),
-                                         self.hurdles.budget_scale(level + 1)))
+                scale = self.hurdles.budget_scale(level + 1)  # batched with its level by _flush
+                self.forming.setdefault(scale, []).append((tid, dumps(cand.program,
+                                                                      compact=True)))
                 return
         self.algorithm.observe(tid, cand, fitness, result)
         waiting = self.waiters.pop(tid, []) if result.get("status") in CACHEABLE else []

@@ -175,3 +175,34 @@ def test_hours_must_be_positive():
 
     with pytest.raises(ValueError, match="positive number of hours"):
         Search(None, None, None, 10, hours=0)
+
+
+class ScaleLoggingEvaluator(BatchEvaluator):
+    """Logs each batch's size and budget scale."""
+
+    def evaluate_batch(self, programs, budget_scale: float = 1.0) -> list:
+        with open(self.log + ".scales", "a") as f:
+            f.write(f"{len(programs)} {budget_scale}\n")
+        return super().evaluate_batch(programs, budget_scale)
+
+
+def test_progressive_hurdles_batch_each_level_and_respect_capacity(tmp_path):
+    from evo.hurdles import ProgressiveHurdles
+
+    trials = 80
+    ev = ScaleLoggingEvaluator(tmp_path / "evals.log")
+    algo = RecordingRE(population_size=10, tournament_size=3, space=SPACE, seed=0)
+    store = RunStore.create(tmp_path / "run.evo", {"trials": trials})
+    with LocalPool(ev, workers=2) as pool:
+        search = Search(algo, store, pool, trials, batch_size=4,
+                        hurdles=ProgressiveHurdles([0.5, 0.5], batch=10))
+        search.run()
+    check_consistent(store, trials)
+    logged = [line.split() for line in Path(ev.log + ".scales").read_text().splitlines()]
+    sizes = {float(scale): [] for _, scale in logged}
+    for n, scale in logged:
+        sizes[float(scale)].append(int(n))
+    assert max(sizes[0.5]) == 4  # level 0 is batched (it went one by one, unbounded)
+    assert 1.0 in sizes  # promoted candidates trained again at the full budget
+    scales = {float(s) for _, s in ev.lines()}
+    assert scales == {0.5, 1.0}
