@@ -22,6 +22,7 @@ from graphs.fileformat import loads
 from graphs.render import describe
 
 NEUTRAL = 1e-9  # a fitness change at most this large is no change
+MAX_BOXES = 24  # programs drawn in lineage.png (the DOT file has every key step)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,10 @@ def draw_lineage(path: list[Ancestor], title: str) -> Any:
     from matplotlib.figure import Figure
 
     steps = _key_steps(path)
+    if len(steps) > MAX_BOXES:  # a long line: the seed, then the most recent changes
+        hidden = len(steps) - MAX_BOXES
+        steps = steps[:1] + steps[-(MAX_BOXES - 1):]
+        title += f" ({hidden} earlier fitness changes not drawn; lineage.dot has all)"
     n = len(steps)
     fig = Figure(figsize=(10, 1.0 + 1.25 * n), layout="constrained")
     ax = fig.add_subplot()

@@ -91,3 +91,16 @@ def test_lineage_of_an_empty_run_is_empty(tmp_path):
         assert lineage_text([]) == ["  (no evaluated programs yet)"]
     finally:
         store.close()
+
+
+def test_a_long_line_draws_the_seed_and_the_latest_changes():
+    from evo.lineage import MAX_BOXES, Ancestor, draw_lineage
+
+    path = [Ancestor(i, i, "done", float(i), None if i == 0 else 1.0, f"step {i}", f"f{i}")
+            for i in range(40)]
+    fig = draw_lineage(path, "long")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    boxes = [t for t in texts if t.startswith("trial ")]
+    assert len(boxes) == MAX_BOXES and boxes[0].startswith("trial 0,")
+    assert boxes[-1].startswith("trial 39,")
+    assert "16 earlier fitness changes not drawn" in fig.axes[0].get_title()
