@@ -188,7 +188,10 @@ def test_status_reports_progress_rates_and_a_leaderboard(finished_store):
                    "hurdle cut:", "failed:", "leaderboard (top 10 unique programs):",
                    "CartPole", "Q(s,a)"):
         assert needle in text, needle
-    assert len(runner.status(finished_store, top=1).split("leaderboard")[1].splitlines()) <= 4
+    top1 = runner.status(finished_store, top=1)
+    board = top1.split("leaderboard")[1].split("lineage of the best program")[0]
+    assert len(board.strip().splitlines()) <= 4  # title, header, one row, its formula
+    assert "lineage of the best program (trial" in top1 and "mutations from the seed" in top1
 
 
 def test_status_reads_while_a_run_holds_the_store_open(finished_store, tmp_path):
