@@ -207,15 +207,16 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny, tmp_path):
     config = tmp_path / "slow.toml"
     # Enough trials that the run cannot finish while the test waits for the first two,
     # even on a loaded machine.
-    config.write_text(TINY.replace("trials = 6", "trials = 40").replace("steps = 300",
-                                                                       "steps = 1500"))
+    config.write_text(TINY.replace("trials = 6", "trials = 30").replace("steps = 300",
+                                                                       "steps = 10000"))
     store = tmp_path / "slow.db"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     proc = subprocess.Popen([sys.executable, "-m", "evo", "run", str(config), "--store",
                              str(store), "-q"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
+    deadline = time.time() + 30  # the run needs longer than this on 2 cores
     finished = 0
+    last_error = None
     while time.time() < deadline and finished < 2:
         time.sleep(0.2)
         if store.exists():
@@ -223,17 +224,17 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny, tmp_path):
                 s = RunStore.open(store, readonly=True)
                 finished = s.finished()
                 s.close()
-            except Exception:
-                pass
+            except Exception as exc:  # not readable yet; reported if the test fails
+                last_error = repr(exc)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (err, finished, last_error)
     assert f"evo resume {store}" in err and "Traceback" not in err
     s = RunStore.open(store, readonly=True)
     before = s.finished()
     s.close()
-    assert 2 <= before < 40
+    assert 2 <= before < 30
     assert main(["resume", str(store), "-q"]) == 0
     s = RunStore.open(store, readonly=True)
-    assert s.finished() == 40 and s.counts()["proposed"] == s.counts()["running"] == 0
+    assert s.finished() == 30 and s.counts()["proposed"] == s.counts()["running"] == 0
     s.close()
