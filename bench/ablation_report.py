@@ -19,10 +19,10 @@ import argparse
 import json
 from pathlib import Path
 
-from evo.store import RunStore
-from graphs.equivalence import FEC
-from graphs.fileformat import loads
-from graphs.library import builtin
+from evo.search.store import RunStore
+from graphs.core.equivalence import FEC
+from graphs.core.fileformat import loads
+from graphs.rl_loss.library import builtin
 
 LEVELS = (0.5, 1.0, 1.2, 1.4)
 # A candidate "failed" if it scored below this on this environment (the fixed hurdle's

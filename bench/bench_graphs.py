@@ -27,12 +27,12 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from graphs.equivalence import FEC, MODES  # noqa: E402
-from graphs.generate import seeded_program  # noqa: E402
-from graphs.library import BUILTINS, builtin  # noqa: E402
-from graphs.mutation import Mutator  # noqa: E402
-from graphs.opset import gradient_is_nonzero  # noqa: E402
-from graphs.program import Program  # noqa: E402
+from graphs.core.equivalence import FEC, MODES  # noqa: E402
+from graphs.core.mutation import Mutator  # noqa: E402
+from graphs.core.program import Program  # noqa: E402
+from graphs.core.validity import gradient_is_nonzero  # noqa: E402
+from graphs.rl_loss.generation import seeded_program  # noqa: E402
+from graphs.rl_loss.library import BUILTINS, builtin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def _rate(make, start: Program, walk: bool, n: int, reps: int) -> dict:
     rates = []
     for r in range(reps):
         mutator, rng, cur = make(), random.Random(r), uncached(start)
-        start.opset._nonzero_memo.clear()  # no rep profits from an earlier one's checks
+        start.opset.gradient_check.memo.clear()  # no rep profits from an earlier one's checks
         t0 = time.perf_counter()
         if walk:
             for _ in range(n):

@@ -21,9 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evo import latency  # noqa: E402
-from evo.hardware import PRESETS, get_hardware  # noqa: E402
-from graphs import nb201  # noqa: E402
+from evo.nas import latency  # noqa: E402
+from evo.nas.hardware import PRESETS, get_hardware  # noqa: E402
+from graphs.arch import nb201  # noqa: E402
 
 REPS = 5
 

@@ -5,7 +5,7 @@ them, and PNG plots):
 
 * **Search curves** (``curves``) on CIFAR-10, CIFAR-100 and ImageNet16-120, following
   the NATS-Bench protocol: every run searches on the 12-epoch validation accuracy
-  (``evo.nb201_table``) and, after ``n`` evaluations, picks the architecture with the
+  (``evo.nas.nb201_table``) and, after ``n`` evaluations, picks the architecture with the
   best validation accuracy seen so far; we report the 200-epoch test accuracy of that
   pick (mean and interquartile range over 100 runs) after 100, 300 and 1000
   evaluations. Algorithms: regularized evolution (P = 10, T = 3 as in NATS-Bench,
@@ -19,7 +19,7 @@ them, and PNG plots):
   distinct architectures per run is reported too.
 * **Latency-constrained search** (``latency``): best CIFAR-10 accuracy under an Edge
   TPU latency target, with the cost of an architecture given by (a) the latency
-  simulator (``evo.latency``, ``edgetpu`` preset) or (b) MACs ("FLOPs") mapped to ms by
+  simulator (``evo.nas.latency``, ``edgetpu`` preset) or (b) MACs ("FLOPs") mapped to ms by
   a least-squares line fitted on the measured latencies. Both are checked against
   the MEASURED Edge TPU latencies of 870 architectures
   (``../shared/data/latency/nb201_edgetpu_calibration.csv``, HW-NAS-Bench), in three
@@ -30,7 +30,7 @@ them, and PNG plots):
   meets the target, its accuracy; (3) LayerNAS over the whole space with each proxy
   (measured latency reported when the pick is one of the 870).
 * **Throughput** (``throughput``): NB201 evaluations per second through the full
-  engine (``evo.search.Search``, a ``RunStore`` on disk and the local worker pool,
+  engine (``evo.search.loop.Search``, a ``RunStore`` on disk and the local worker pool,
   tabular evaluator) per algorithm.
 
 Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_nas.py [--only curves
@@ -53,12 +53,15 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from fidelity import kendall_tau  # noqa: E402
 
-from evo.algorithms import RandomSearch, RegularizedEvolution, SearchAlgorithm  # noqa: E402
+from evo.algorithms.base import SearchAlgorithm  # noqa: E402
+from evo.algorithms.evolution import RegularizedEvolution  # noqa: E402
+from evo.algorithms.layernas import LayerNAS, run_offline  # noqa: E402
+from evo.algorithms.random_search import RandomSearch  # noqa: E402
 from evo.errors import ConfigError  # noqa: E402
-from evo.layernas import LayerNAS, run_offline  # noqa: E402
-from evo.nb201_table import DATASETS, NB201Table  # noqa: E402
-from graphs import nb201  # noqa: E402
+from evo.nas.nb201_table import DATASETS, NB201Table  # noqa: E402
+from graphs.arch import nb201  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "nas"
@@ -264,16 +267,6 @@ def plot_curves(dataset: str, res: dict, runs: int, path: Path) -> None:
 
 
 # -- 2. latency-constrained search -------------------------------------------------------------
-def kendall_tau(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b (ties counted as in scipy.stats.kendalltau)."""
-    dx = np.sign(x[:, None] - x[None, :])
-    dy = np.sign(y[:, None] - y[None, :])
-    iu = np.triu_indices(len(x), 1)
-    dx, dy = dx[iu], dy[iu]
-    denom = np.sqrt(float((dx != 0).sum()) * float((dy != 0).sum()))
-    return float((dx * dy).sum() / denom) if denom else float("nan")
-
-
 def read_calibration() -> tuple[np.ndarray, np.ndarray]:
     """(NB201 indices, measured Edge TPU ms) of the calibration set; checks the strings."""
     idx, ms = [], []
@@ -288,8 +281,8 @@ def read_calibration() -> tuple[np.ndarray, np.ndarray]:
 
 
 def latency(runs: int, budget: int) -> dict:
-    from evo.hardware import preset
-    from evo.latency import latency_ms, nb201_layers
+    from evo.nas.hardware import preset
+    from evo.nas.latency import latency_ms, nb201_layers
 
     if not CALIBRATION.exists():
         print(f"  skipped: {CALIBRATION} is missing")
@@ -437,8 +430,8 @@ def throughput(trials: int, workers: tuple[int, ...], reps: int) -> dict:
     CIFAR-10 accuracy + simulated Edge TPU latency), per algorithm and worker count."""
     import tempfile
 
-    from evo.config import preset
-    from evo.runner import run
+    from evo.app.config import preset
+    from evo.app.runner import run
 
     base = preset("nb201-quick")
     out: dict = {"trials": trials, "reps": reps, "preset": "nb201-quick",

@@ -7,7 +7,7 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
   speed      agent-steps/s summed over agents, DQN on CartPole: the population
              trainer at K = 1, 8, 32, 128 (64-64) and K = 8, 32 (256-256) against the
-             numpy lockstep trainer (evo.dqn) in the same run, alternating, median
+             numpy lockstep trainer (evo.rl.dqn) in the same run, alternating, median
              of 3; compile time reported separately (first call minus a warm one)
   candidate  CPU-seconds per candidate: a batch of 32 mixed candidates (DQN, DQNReg,
              30 random programs) on the CartPole hurdle, at the discovery preset's
@@ -46,10 +46,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_rl import bad_losses  # noqa: E402
 
 import envs  # noqa: E402
-from evo.dqn import DQNConfig, train  # noqa: E402
+from evo.rl.dqn import DQNConfig, train  # noqa: E402
 from evo.rl.population import train_population  # noqa: E402
-from graphs.generate import from_scratch, seeded_program  # noqa: E402
-from graphs.library import builtin  # noqa: E402
+from graphs.rl_loss.generation import from_scratch, seeded_program  # noqa: E402
+from graphs.rl_loss.library import builtin  # noqa: E402
 
 OUT = ROOT / "results" / "bench"
 CARTPOLE = envs.get("CartPole")

@@ -33,9 +33,9 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from evo.workers import Backend, LocalPool, Task  # noqa: E402
-from graphs.fileformat import dumps  # noqa: E402
-from graphs.library import builtin  # noqa: E402
+from evo.workers.base import Backend, LocalPool, Task  # noqa: E402
+from graphs.core.fileformat import dumps  # noqa: E402
+from graphs.rl_loss.library import builtin  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PROGRAM = dumps(builtin("dqn"))
@@ -133,7 +133,7 @@ def main() -> None:
         import ray
     except ImportError:
         raise SystemExit("Ray is not installed: pip install 'ray>=2.40'") from None
-    from evo.ray_backend import RayBackend
+    from evo.workers.ray_backend import RayBackend
 
     results: dict = {}
     with LocalPool(trivial, workers=CPUS) as pool:

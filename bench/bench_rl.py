@@ -35,9 +35,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 import envs  # noqa: E402
-from evo.dqn import DQNConfig, train  # noqa: E402
-from evo.rl_evaluator import RLEvaluator  # noqa: E402
-from graphs.library import builtin, from_steps  # noqa: E402
+from evo.rl.dqn import DQNConfig, train  # noqa: E402
+from evo.rl.evaluator import RLEvaluator  # noqa: E402
+from graphs.rl_loss.library import builtin, from_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench"

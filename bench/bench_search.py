@@ -51,14 +51,16 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pyglove as pg  # noqa: E402
 
-from evo.algorithms import RandomSearch, RegularizedEvolution, SeedSpace  # noqa: E402
-from evo.pyglove_adapter import EvoDNAGenerator, program_space  # noqa: E402
-from evo.search import Search  # noqa: E402
-from evo.store import RunStore  # noqa: E402
-from evo.workers import Backend, LocalPool, Outcome  # noqa: E402
-from graphs.equivalence import FEC  # noqa: E402
-from graphs.program import Program  # noqa: E402
-from graphs.render import formula  # noqa: E402
+from evo.algorithms.base import SeedSpace  # noqa: E402
+from evo.algorithms.evolution import RegularizedEvolution  # noqa: E402
+from evo.algorithms.pyglove_adapter import EvoDNAGenerator, program_space  # noqa: E402
+from evo.algorithms.random_search import RandomSearch  # noqa: E402
+from evo.search.loop import Search  # noqa: E402
+from evo.search.store import RunStore  # noqa: E402
+from evo.workers.base import Backend, LocalPool, Outcome  # noqa: E402
+from graphs.core.equivalence import FEC  # noqa: E402
+from graphs.core.program import Program  # noqa: E402
+from graphs.core.render import formula  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -329,12 +331,13 @@ def bench_parallel(trials: int, reps: int, tmp: Path) -> dict:
 DRIVER = textwrap.dedent("""
     import hashlib, os, sys, time
     sys.path.insert(0, {root!r})
-    from evo.algorithms import RegularizedEvolution, SeedSpace
-    from evo.search import Search
-    from evo.store import RunStore
-    from evo.workers import LocalPool
-    from graphs.equivalence import FEC
-    from graphs.render import formula
+    from evo.algorithms.base import SeedSpace
+    from evo.algorithms.evolution import RegularizedEvolution
+    from evo.search.loop import Search
+    from evo.search.store import RunStore
+    from evo.workers.base import LocalPool
+    from graphs.core.equivalence import FEC
+    from graphs.core.render import formula
 
     path, log, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
     fec = FEC()

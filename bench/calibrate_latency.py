@@ -7,7 +7,7 @@ squared log error of the simulated latency); Kendall's tau-b is then measured on
 other half for the simulator, the FLOPs (MAC) count and the parameter count.
 
 Writes ``results/latency/fidelity.json`` (taus, the split, the fitted constants) and
-puts the fitted constants into ``evo/hw_presets/<preset>.toml``.
+puts the fitted constants into ``evo/nas/hw_presets/<preset>.toml``.
 
     OPENBLAS_NUM_THREADS=1 python bench/calibrate_latency.py [--no-write-presets]
 """
@@ -28,10 +28,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evo import hardware  # noqa: E402
-from evo.latency import _io_us, kendall_tau, latency_ms, layer_cost, nb201_layers  # noqa: E402
-from graphs import nb201  # noqa: E402
-from graphs.layers import count_macs, count_params  # noqa: E402
+from fidelity import kendall_tau  # noqa: E402
+
+from evo.nas import hardware  # noqa: E402
+from evo.nas.latency import io_us, latency_ms, layer_cost, nb201_layers  # noqa: E402
+from graphs.arch import nb201  # noqa: E402
+from graphs.arch.layers import count_macs, count_params  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "latency"
 SEED = 2024
@@ -85,7 +87,7 @@ def get(hw: hardware.Hardware, name: str) -> float:
 
 class Design:
     """Archs as counts of unique layers (on chip / streamed): latency = A_on c_on + A_off c_off
-    + io, exactly what :func:`evo.latency.latency_ms` sums, but fast to re-cost."""
+    + io, exactly what :func:`evo.nas.latency.latency_ms` sums, but fast to re-cost."""
 
     def __init__(self, archs: list[str], hw: hardware.Hardware) -> None:
         self.layers = [nb201_layers(a) for a in archs]
@@ -114,7 +116,7 @@ class Design:
     def predict(self, hw: hardware.Hardware) -> np.ndarray:
         c_on = np.array([layer_cost(u, hw, True).us for u in self.unique])
         c_off = np.array([layer_cost(u, hw, False).us for u in self.unique])
-        io = np.array([_io_us(layers, hw) for layers in self.layers])
+        io = np.array([io_us(layers, hw) for layers in self.layers])
         return (self.a_on @ c_on + self.a_off @ c_off + io) / 1000.0
 
 

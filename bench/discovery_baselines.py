@@ -16,12 +16,12 @@ import statistics
 import time
 from pathlib import Path
 
-from evo.runner import make_evaluator, stored_config
-from evo.store import RunStore
-from graphs.equivalence import FEC
-from graphs.fileformat import loads
-from graphs.library import builtin
-from graphs.render import formula
+from evo.app.runner import make_evaluator, stored_config
+from evo.search.store import RunStore
+from graphs.core.equivalence import FEC
+from graphs.core.fileformat import loads
+from graphs.core.render import formula
+from graphs.rl_loss.library import builtin
 
 
 def main() -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from evo.hardware import PRESETS, get_hardware  # noqa: E402
-from evo.latency import latency_ms  # noqa: E402
-from graphs.layers import Layer, count_macs  # noqa: E402
+from evo.nas.hardware import PRESETS, get_hardware  # noqa: E402
+from evo.nas.latency import latency_ms  # noqa: E402
+from graphs.arch.layers import Layer, count_macs  # noqa: E402
 
 # (resolution, input channels, output channels): MobileNetV2-like stage shapes.
 STAGES = [(112, 16, 24), (56, 24, 32), (28, 32, 64), (14, 64, 96), (14, 96, 160),

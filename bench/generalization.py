@@ -2,7 +2,7 @@
 
 Takes the best unique programs of one or more run stores (``--run NAME=STORE:K`` takes
 the top K of that store), adds DQN, DDQN and DQNReg, and trains every program with
-``--seeds`` seeds on each ``--env`` with :func:`evo.compare.compare` (the population
+``--seeds`` seeds on each ``--env`` with :func:`evo.rl.compare.compare` (the population
 trainer, one batched call per environment, the runs' 64-64 agent). Writes into
 ``-o DIR``: one learning-curve PNG per environment, ``scores.md`` / ``scores.json``
 (normalized score of the last 50 episodes, mean over seeds with a 95% bootstrap
@@ -19,13 +19,13 @@ import json
 import time
 from pathlib import Path
 
-from evo.compare import compare
-from evo.config import load_config
-from evo.export import unique_programs
-from evo.store import RunStore
-from graphs.fileformat import dumps, from_dict
-from graphs.library import builtin
-from graphs.render import formula
+from evo.app.config import load_config
+from evo.app.export import unique_programs
+from evo.rl.compare import compare
+from evo.search.store import RunStore
+from graphs.core.fileformat import dumps, from_dict
+from graphs.core.render import formula
+from graphs.rl_loss.library import builtin
 
 
 def _runs(specs: list[str]) -> dict[str, object]:
@@ -62,7 +62,7 @@ def main() -> None:
     programs = _runs(args.run)
     for spec in args.program:
         name, _, path = spec.partition("=")
-        from graphs.fileformat import load
+        from graphs.core.fileformat import load
 
         programs[name] = load(path)
     for name in ("dqn", "ddqn", "dqnreg"):

@@ -1,9 +1,9 @@
 """Regenerate the NAS-Bench-201 data files shipped inside the packages.
 
-* ``graphs/data/nb201_order.npy`` (:func:`order_from_csv`): for every NB201 index
+* ``graphs/arch/data/nb201_order.npy`` (:func:`order_from_csv`): for every NB201 index
   0..15,624 (the benchmark's own ordering), the base-5 code of that architecture
-  (``graphs.nb201.code_number``) as int16: 31 KB.
-* ``evo/data/nb201_accuracy.npz`` (:func:`build_accuracy_table`): every accuracy
+  (``graphs.arch.nb201.code_number``) as int16: 31 KB.
+* ``evo/nas/data/nb201_accuracy.npz`` (:func:`build_accuracy_table`): every accuracy
   column of the CSV as an int32 matrix of ``round(acc * 1e4)``, one row per
   ``nb201_index``, plus the column names, compressed. The conversion is exact:
   every 4-decimal value comes back.
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphs.nb201 import N_ARCHS, ORDER_PATH, code_number, parse
+from graphs.arch.nb201 import N_ARCHS, ORDER_PATH, code_number, parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "nb201" / "nb201_accuracy.csv"

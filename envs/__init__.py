@@ -6,8 +6,9 @@ paper's ranges, and carries the training budget and ε schedule length. This pac
 knows nothing of programs or of the search.
 """
 
-from envs.hurdles import DEFAULT_HURDLE, Hurdle
-from envs.registry import Budget, EnvError, EnvSpec, get, list_envs, register
+from envs.errors import EnvError
+from envs.hurdle_env import DEFAULT_HURDLE, Hurdle
+from envs.registry import Budget, EnvSpec, get, list_envs, register
 from envs.wrappers import MiniGridFlatObs
 
 __all__ = [

@@ -9,7 +9,6 @@ its short id (``"CartPole"``, ``"MiniGrid-DoorKey-5x5"``) or its gym id
 
 from __future__ import annotations
 
-import difflib
 import math
 import numbers
 import re
@@ -21,21 +20,10 @@ from functools import cached_property
 import gymnasium as gym
 import numpy as np
 
+from envs.errors import EnvError, close_names, is_real, positive_whole, quoted, unknown
 from envs.wrappers import FlatFloatObs, MiniGridFlatObs
 
 FAMILIES = ("classic", "minigrid", "custom")
-
-
-class EnvError(ValueError):
-    """An environment name, registration, budget or environment is unusable.
-
-    ``where`` names the offending argument (e.g. ``"r_max"``) when there is one.
-    """
-
-    def __init__(self, message: str, where: str | None = None) -> None:
-        self.where = where
-        self.reason = message
-        super().__init__(f"{where}: {message}" if where else message)
 
 
 @dataclass(frozen=True)
@@ -47,7 +35,7 @@ class Budget:
 
     def __post_init__(self) -> None:
         for name in ("episodes", "steps"):
-            object.__setattr__(self, name, _limit(name, getattr(self, name)))
+            object.__setattr__(self, name, positive_whole(name, getattr(self, name)))
         if self.episodes is None and self.steps is None:
             raise EnvError(
                 "a budget needs at least one positive limit, "
@@ -57,7 +45,7 @@ class Budget:
 
     def scaled(self, factor: float) -> Budget:
         """Each limit times ``factor`` (rounded, at least 1), e.g. 0.1 for a quick run."""
-        if not _is_real(factor) or not math.isfinite(factor) or factor <= 0:
+        if not is_real(factor) or not math.isfinite(factor) or factor <= 0:
             raise EnvError(f"must be a positive number, got {factor!r}", where="factor")
 
         def scale(n: int | None) -> int | None:
@@ -99,7 +87,7 @@ class EnvSpec:
                 raise EnvError(f"must be a non-empty string, got {value!r}", where=name)
         for name in ("r_min", "r_max"):
             value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value):
+            if not is_real(value) or not math.isfinite(value):
                 raise EnvError(f"must be a finite number, got {value!r}", where=name)
             object.__setattr__(self, name, float(value))
         if not self.r_max > self.r_min:
@@ -113,9 +101,10 @@ class EnvSpec:
                 f"must be a Budget, e.g. Budget(episodes=400), got {self.budget!r}", where="budget"
             )
         if self.family not in FAMILIES:
-            raise EnvError(_unknown("family", self.family, FAMILIES), where="family")
+            raise EnvError(unknown("family", self.family, FAMILIES), where="family")
         object.__setattr__(
-            self, "epsilon_decay_steps", _limit("epsilon_decay_steps", self.epsilon_decay_steps)
+            self, "epsilon_decay_steps",
+            positive_whole("epsilon_decay_steps", self.epsilon_decay_steps)
         )
         if self.epsilon_decay_steps is None:
             raise EnvError("must be a positive whole number of steps", where="epsilon_decay_steps")
@@ -292,8 +281,8 @@ def register(
             where="gym_id",
         )
     elif not isinstance(gym_id, str) or gym_id not in _gym_registry():
-        close = _close(str(gym_id), list(_gym_registry()))
-        hint = f"; did you mean {_quoted(close)}?" if close else ""
+        close = close_names(str(gym_id), list(_gym_registry()))
+        hint = f"; did you mean {quoted(close)}?" if close else ""
         raise EnvError(
             f"{gym_id!r} is not in gymnasium's registry{hint} (for an environment of your "
             "own, pass entry_point= or gymnasium.register it first)",
@@ -335,7 +324,7 @@ def get(name: str) -> EnvSpec:
     if by_gym_id:
         raise EnvError(
             f"{name!r} is the gym id of several environments: "
-            f"{_quoted(s.id for s in by_gym_id)}; name one of them by its id"
+            f"{quoted(s.id for s in by_gym_id)}; name one of them by its id"
         )
     raise EnvError(_unknown_env(name))
 
@@ -345,7 +334,7 @@ def list_envs(family: str | None = None) -> list[EnvSpec]:
     if family is None:
         return list(_SPECS.values())
     if family not in FAMILIES:
-        raise EnvError(_unknown("family", family, FAMILIES), where="family")
+        raise EnvError(unknown("family", family, FAMILIES), where="family")
     return [s for s in _SPECS.values() if s.family == family]
 
 
@@ -363,16 +352,16 @@ def _unknown_env(name: str) -> str:
         version = _minigrid_version()
         if version is None:
             return f"{name!r} looks like a MiniGrid id, but minigrid is not installed"
-        close = _close(name, [g for g in _gym_registry() if g.startswith("MiniGrid-")])
-        hint = f" Close matches: {_quoted(close)}." if close else ""
+        close = close_names(name, [g for g in _gym_registry() if g.startswith("MiniGrid-")])
+        hint = f" Close matches: {quoted(close)}." if close else ""
         return (
             f"{name!r}: this minigrid version ({version}) has no such environment.{hint} "
             "evo's MiniGrid environments: envs.list_envs('minigrid')"
         )
-    close = _close(name, ids + [s.gym_id for s in _SPECS.values()])
+    close = close_names(name, ids + [s.gym_id for s in _SPECS.values()])
     if close:
-        return f"unknown environment {name!r}; did you mean {_quoted(close)}?"
-    return f"unknown environment {name!r}; registered: {_quoted(ids)}"
+        return f"unknown environment {name!r}; did you mean {quoted(close)}?"
+    return f"unknown environment {name!r}; registered: {quoted(ids)}"
 
 
 def _not_registered(gym_id: str) -> str:
@@ -422,34 +411,6 @@ def _minigrid_version() -> str | None:
     except ImportError:
         return None
     return minigrid.__version__
-
-
-def _close(name: str, candidates: Iterable[str], n: int = 4) -> list[str]:
-    by_lower = {c.lower(): c for c in candidates}
-    return [by_lower[c] for c in difflib.get_close_matches(name.lower(), by_lower, n=n)]
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(repr(n) for n in names)
-
-
-def _unknown(kind: str, name: object, known: Sequence[str]) -> str:
-    close = difflib.get_close_matches(str(name), known, n=3)
-    hint = f"; did you mean {_quoted(close)}?" if close else ""
-    return f"unknown {kind} {name!r}{hint} (known: {_quoted(known)})"
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _limit(name: str, value: object) -> int | None:
-    """A positive whole number (``6e5`` is accepted as 600000), or None."""
-    if value is None:
-        return None
-    if _is_real(value) and math.isfinite(value) and float(value).is_integer() and value > 0:
-        return int(value)
-    raise EnvError(f"must be a positive whole number or None, got {value!r}", where=name)
 
 
 # Built-ins (reference.md §1.3). Classic control: 400 episodes unless stated, ε over 1e3 steps.

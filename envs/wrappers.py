@@ -5,6 +5,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from envs.errors import EnvError
+
 
 class FlatFloatObs(gym.ObservationWrapper):
     """Box observations cast to a 1-D float32 vector, values unchanged (classic control)."""
@@ -58,6 +60,4 @@ class MiniGridFlatObs(gym.ObservationWrapper):
 
 
 def _error(message: str) -> Exception:
-    from envs.registry import EnvError  # imported late: the registry imports this module
-
     return EnvError(message, where="wrappers")

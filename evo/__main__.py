@@ -2,6 +2,6 @@
 
 import sys
 
-from evo.cli import main
+from evo.app.cli import main
 
 sys.exit(main())

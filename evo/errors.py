@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
+
+from graphs.core.errors import did_you_mean as hint_close_matches
 
 
 class EvoError(Exception):
@@ -15,8 +16,6 @@ class ConfigError(EvoError, ValueError):
 
 
 def did_you_mean(word: object, choices: Iterable[str], n: int = 1) -> str:
-    """``" (did you mean 'x'?)"`` for the choices closest to a misspelt ``word``, or ``""``."""
-    close = difflib.get_close_matches(str(word), list(choices), n=n, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"
+    """``" (did you mean 'x'?)"`` for the choices closest to a misspelt ``word``, or ``""``
+    (:func:`graphs.core.errors.did_you_mean` in evo's wording)."""
+    return hint_close_matches(word, choices, n, 0.6, joiner=" or ", template=" (did you mean {}?)")

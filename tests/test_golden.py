@@ -1,7 +1,7 @@
 """Behaviour pinned across refactors: fingerprints and short runs match tests/data/golden.json.
 
 A failure here means a change altered what evo computes. If that was the intent,
-regenerate with ``python tests/golden.py`` in the same commit and say why.
+regenerate with ``python tests/helpers/golden.py`` in the same commit and say why.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""The RL-loss problem's population trainer: many agents, many loss programs, one call."""
+"""The RL-loss problem: evaluator, trainers (population and numpy DQN), Q-networks,
+replay, and training programs side by side (compare)."""

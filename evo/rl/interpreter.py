@@ -3,7 +3,7 @@
 Each program becomes a small array of instructions (branch code, argument slots),
 as in Kozax: a ``lax.switch`` interpreter runs it, and ``vmap`` covers the
 population. Every branch calls the op's one forward function from
-``graphs.rl_loss`` with ``xp=jax.numpy``, so the op set keeps a single record per
+``graphs.rl_loss.ops`` with ``xp=jax.numpy``, so the op set keeps a single record per
 op; gradients come from JAX's automatic differentiation of that forward.
 
 Values travel in one uniform shape, ``(B, A)``: a FLOAT is replicated across the
@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from graphs.op import Op, Signature
-from graphs.program import Program
-from graphs.rl_loss import ACTION, FLOAT, INPUTS, LIST, PROB, RL_LOSS
+from graphs.core.op import Op, Signature
+from graphs.core.program import Program
+from graphs.rl_loss.ops import ACTION, FLOAT, INPUTS, LIST, PROB, RL_LOSS
 
 # The four parameter applications a loss can make, in the order the trainer feeds them.
 NET_CALLS = (("Q", "s_t"), ("Q", "s_tp1"), ("Q_targ", "s_t"), ("Q_targ", "s_tp1"))

@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from envs import Budget, EnvSpec
-from evo.dqn import AgentRun, DQNConfig, max_episode_steps
+from evo.rl.dqn import AgentRun, DQNConfig, max_episode_steps
 from evo.rl.interpreter import (
     DEFAULT_MAX_NODES,
     NET_CALLS,
@@ -40,7 +40,7 @@ from evo.rl.interpreter import (
     program_draws,
 )
 from evo.rl.ports import Port, port_for
-from graphs.program import Program
+from graphs.core.program import Program
 
 CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
 OK, NAN = 0, 1

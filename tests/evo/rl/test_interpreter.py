@@ -19,9 +19,9 @@ from evo.rl.interpreter import (
     encode,
     loss_fn,
 )
-from graphs import library
-from graphs.execute import backward, forward
-from graphs.generate import from_scratch, seeded_program
+from graphs.core.execute import backward, forward
+from graphs.rl_loss import library
+from graphs.rl_loss.generation import from_scratch, seeded_program
 
 B, A = 8, 3
 

@@ -16,12 +16,12 @@ import pytest
 
 import envs
 from envs import Budget
-from evo.dqn import DQNConfig
+from evo.rl.dqn import DQNConfig
 from evo.rl.interpreter import capacity_for
 from evo.rl.population import train_population
-from graphs import library
-from graphs.generate import from_scratch, seeded_program
-from graphs.library import from_steps
+from graphs.rl_loss import library
+from graphs.rl_loss.generation import from_scratch, seeded_program
+from graphs.rl_loss.library import from_steps
 
 CARTPOLE = envs.get("CartPole")
 # Learns CartPole in 4000 steps (mean of the last 20 returns 73-105 over seeds 0-7), and

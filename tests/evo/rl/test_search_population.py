@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from evo import runner
-from evo.config import from_dict
-from evo.store import RunStore
+from evo.app import runner
+from evo.app.config import from_dict
+from evo.search.store import RunStore
 
 
 def test_a_search_trains_its_candidates_in_batches_with_the_population_trainer(tmp_path):

@@ -1,0 +1,1 @@
+"""The user interface: command line, configs and presets, runner, status, export, plots."""

@@ -1,0 +1,1 @@
+"""The search engine: the loop (:class:`Search`), the run store, progressive hurdles."""
