@@ -14,6 +14,7 @@ A new problem is one module that subclasses :class:`Problem` and calls
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -40,6 +41,21 @@ class Problem(ABC):
     name: str = ""  # the [space] kind that selects it
     noun: str = "programs"  # what its candidates are called in reports
     uses_fec: bool = False  # whether [fec] applies (else the space deduplicates)
+    # The config schema around the problem:
+    space_mutates: bool = True  # its space has sample + mutate (else: programs)
+    grows_budgets: bool = False  # whether progressive hurdles can grow its budgets
+    records_space: bool = True  # whether a config records its [space] section
+    unused_search_keys: tuple[str, ...] = ()  # [search] keys that do not apply
+
+    @abstractmethod
+    def evaluator_section(self, raw: Mapping[str, Any], space: Any) -> Any:
+        """Validate the ``[evaluator]`` table (for the ``[space]`` section ``space``):
+        a frozen dataclass, or a :class:`~evo.errors.ConfigError` naming the key."""
+
+    def evaluator_dict(self, section: Any) -> dict[str, Any]:
+        """``section`` as TOML-compatible data (unset keys left out)."""
+        return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+                if getattr(section, f.name) is not None}
 
     @abstractmethod
     def space(self, config: Any) -> Any:

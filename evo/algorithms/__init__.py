@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from evo.algorithms import layernas, pareto
 from evo.algorithms.base import Candidate, SearchAlgorithm, SeedSpace, Space
 from evo.algorithms.evolution import RegularizedEvolution
 from evo.algorithms.random_search import RandomSearch
@@ -26,13 +27,11 @@ def _random(config: Any, space: Any) -> RandomSearch:
 
 
 def _layernas(config: Any, space: Any) -> Any:
-    from evo.algorithms.layernas import LayerNAS
-
     ln, ev = config.layernas, config.evaluator
     cost_name = ln.cost or ev.cost
     target = ln.target if ln.target is not None else (
         ev.target if cost_name == ev.cost else None)
-    return LayerNAS(space, cost=cost_of(config, cost_name), target=target,
+    return layernas.LayerNAS(space, cost=cost_of(config, cost_name), target=target,
                     buckets=ln.buckets, base=ln.base, passes=ln.passes,
                     order="random" if ln.order == "random" else None, dedupe=ln.dedupe,
                     seed=config.run.seed)
@@ -49,10 +48,8 @@ def cost_of(config: Any, cost: str) -> Any:
 
 
 def _pareto(config: Any, space: Any) -> Any:
-    from evo.algorithms.pareto import ParetoEvolution
-
     cost_key = "macs" if config.evaluator.cost == "macs" else "latency_ms"
-    return ParetoEvolution(space, config.search.population_size, config.pareto.survival,
+    return pareto.ParetoEvolution(space, config.search.population_size, config.pareto.survival,
                            cost_key, seed=config.run.seed)
 
 
@@ -60,9 +57,11 @@ register_algorithm("regularized_evolution", _regularized_evolution,
                    description="aging evolution with tournament selection")
 register_algorithm("random", _random, description="fresh draws from the space")
 register_algorithm("layernas", _layernas, architectures_only=True,
-                   description="LayerNAS: layer by layer, bucketed by cost")
+                   description="LayerNAS: layer by layer, bucketed by cost",
+                   options=layernas.LayerNASOptions, checks=layernas.OPTION_CHECKS)
 register_algorithm("pareto", _pareto, architectures_only=True,
-                   description="NSGA-II / aging Pareto evolution over accuracy and cost")
+                   description="NSGA-II / aging Pareto evolution over accuracy and cost",
+                   options=pareto.ParetoOptions, checks=pareto.OPTION_CHECKS)
 
 __all__ = ["ALGORITHMS", "Candidate", "RandomSearch", "RegularizedEvolution", "SearchAlgorithm",
            "SeedSpace", "Space", "get_algorithm", "register_algorithm"]

@@ -29,9 +29,11 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from evo.algorithms.base import Candidate, SearchAlgorithm
+from evo.checks import boolean, choice, integer, real
 from evo.errors import ConfigError
 from graphs.core.errors import ProgramError
 from graphs.core.program import Program
@@ -476,3 +478,27 @@ def run_offline(algorithm: SearchAlgorithm, score: Callable[[Program], float], b
         tid = flight.popleft()
         algorithm.observe(tid, *trials[tid])
     return trials
+
+
+@dataclass(frozen=True)
+class LayerNASOptions:
+    """The ``[layernas]`` section of a run config."""
+
+    buckets: int = 8
+    target: float | None = None  # default: the evaluator's target
+    cost: str | None = None  # "latency" or "macs"; default: the evaluator's cost
+    base: str = "cheapest"
+    passes: int | None = None
+    order: str = "given"  # "given" (the space's decision order) or "random" (per seed)
+    dedupe: bool = True  # never propose an architecture equivalent to one already scored
+
+
+OPTION_CHECKS = {
+    "buckets": integer(1, 10_000),
+    "target": real(0.0, open_lo=True),
+    "cost": choice(("latency", "macs")),
+    "base": choice(("cheapest", "costliest", "random")),
+    "passes": integer(1),
+    "order": choice(("given", "random")),
+    "dedupe": boolean,
+}

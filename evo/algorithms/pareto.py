@@ -26,11 +26,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from evo.algorithms.base import Candidate, SearchAlgorithm
+from evo.checks import choice
 from evo.errors import ConfigError
 from evo.results import scored
 from graphs.core.program import Program
@@ -302,3 +304,13 @@ class ParetoEvolution(SearchAlgorithm):
         self.population = [(int(tid), float(acc), float(cost), int(gen), programs[int(tid)])
                            for tid, acc, cost, gen in state["population"]]
         self._ranking = None
+
+
+@dataclass(frozen=True)
+class ParetoOptions:
+    """The ``[pareto]`` section of a run config."""
+
+    survival: str = "nsga2"  # NSGA-II survival, or "aging" (the oldest member leaves)
+
+
+OPTION_CHECKS = {"survival": choice(("nsga2", "aging"))}

@@ -9,7 +9,8 @@ space. Registering one is all it takes for configs, the CLI and the runner to us
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ class AlgorithmEntry:
     build: Callable[[Any, Any], SearchAlgorithm]  # (run config, space) -> algorithm
     architectures_only: bool = False  # needs an architecture space (sample + mutate)
     description: str = ""
+    # The config section [<name>] that configures it: a frozen dataclass whose fields
+    # all have defaults, and a check per field (see evo.checks); None: no section.
+    options: type | None = None
+    checks: Mapping[str, Callable[[Any, str], Any]] | None = None
 
 
 ALGORITHMS: Registry[AlgorithmEntry] = Registry("algorithm", "search.algorithm")
@@ -32,10 +37,23 @@ ALGORITHMS: Registry[AlgorithmEntry] = Registry("algorithm", "search.algorithm")
 
 def register_algorithm(name: str, build: Callable[[Any, Any], SearchAlgorithm], *,
                        architectures_only: bool = False, description: str = "",
+                       options: type | None = None,
+                       checks: Mapping[str, Callable[[Any, str], Any]] | None = None,
                        replace: bool = False) -> AlgorithmEntry:
-    """Make ``[search] algorithm = name`` build ``build(config, space)``."""
+    """Make ``[search] algorithm = name`` build ``build(config, space)``.
+
+    ``options`` (with ``checks``) adds a config section ``[name]``; ``build`` reads it
+    as ``config.<name>`` (its defaults when the config has no such section)."""
+    if (options is None) != (checks is None):
+        raise ValueError(f"algorithm {name!r}: give options and checks together")
+    if checks is not None:
+        fields = {f.name for f in dataclasses.fields(options)}
+        if set(checks) != fields:
+            raise ValueError(f"algorithm {name!r}: checks {sorted(checks)} do not match the "
+                             f"options' fields {sorted(fields)}")
     return ALGORITHMS.register(
-        name, AlgorithmEntry(name, build, architectures_only, description), replace=replace)
+        name, AlgorithmEntry(name, build, architectures_only, description, options, checks),
+        replace=replace)
 
 
 def get_algorithm(name: str) -> AlgorithmEntry:

@@ -46,7 +46,6 @@ from evo.checks import (
     address,
     bad,
     boolean,
-    check_keys,
     choice,
     integer,
     list_of,
@@ -58,12 +57,26 @@ from evo.checks import (
     validate,
 )
 from evo.errors import ConfigError
-from evo.nas.problem import make_arch_evaluator
-from evo.problem import PROBLEMS
-from evo.rl.dqn import DQNConfig
+from evo.problem import PROBLEMS, get_problem
 from evo.rl.problem import SCRATCH
+from evo.rl.settings import (  # noqa: F401  (part of this module's API)
+    DEFAULT_TIME_LIMIT,
+    MAX_BATCH_SIZE,
+    MAX_BUFFER_SIZE,
+    MAX_EPISODES,
+    MAX_HIDDEN_LAYERS,
+    MAX_HIDDEN_WIDTH,
+    MAX_SEEDS,
+    MAX_STEPS,
+    MAX_TIME_LIMIT,
+    BudgetSection,
+    EvaluatorSection,
+    HurdleSection,
+    agent_dict,
+    check_agent_size,
+)
 from evo.workers import BACKENDS
-from graphs.core.errors import did_you_mean, is_real
+from graphs.core.errors import did_you_mean
 
 FEC_MODES = ("training", "output", "off")  # off: every proposal trains (ablations)
 PRESETS = ("quick", "dqn-seeded", "from-scratch", "dqn-seeded-paper", "from-scratch-paper",
@@ -74,15 +87,6 @@ DEFAULT_EXTRA_NODES = {"seeded": 14, "scratch": 7}
 # error up front instead of a run that never ends or exhausts memory.
 MAX_TRIALS = 10_000_000
 MAX_POPULATION = 100_000
-MAX_STEPS = 100_000_000  # environment steps per agent and environment
-MAX_EPISODES = 1_000_000
-MAX_SEEDS = 100
-MAX_HIDDEN_WIDTH = 4096
-MAX_HIDDEN_LAYERS = 8
-MAX_BUFFER_SIZE = 10_000_000
-MAX_BATCH_SIZE = 65_536
-DEFAULT_TIME_LIMIT = 3600.0  # wall-clock seconds per evaluation unless a config says
-MAX_TIME_LIMIT = 7 * 24 * 3600.0
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -117,70 +121,6 @@ class FECSection:
 
 
 @dataclass(frozen=True)
-class HurdleSection:
-    env: str = "CartPole"
-    threshold: float = 0.6
-    # The fitness of a candidate cut by the hurdle: credit × its hurdle score (the
-    # paper: 0). A small credit (e.g. 0.1, so at most 0.06 < any passing fitness) lets
-    # selection prefer the candidates that came closest, where all would score 0.
-    credit: float = 0.0
-
-
-@dataclass(frozen=True)
-class BudgetSection:
-    episodes: int | None = None
-    steps: int | None = None
-
-
-@dataclass(frozen=True)
-class EvaluatorSection:
-    envs: tuple[str, ...] = ("CartPole",)
-    seeds: tuple[int, ...] = (0,)
-    steps: int | None = None
-    budget_scale: float = 1.0
-    time_limit: float | None = DEFAULT_TIME_LIMIT  # an evaluation past it: "timeout"
-    max_steps: int | None = None
-    hurdle: HurdleSection | None = HurdleSection()
-    agent: DQNConfig = field(default_factory=DQNConfig)  # agent hyperparameters
-    budgets: tuple[tuple[str, BudgetSection], ...] = ()
-    # "population": JAX, a batch of candidates trains in one compiled call; "numpy": the
-    # lockstep numpy trainer; "auto": the population trainer when JAX is installed.
-    trainer: str = "auto"
-    max_nodes: int = 32  # the population trainer's instruction capacity per program
-
-
-@dataclass(frozen=True)
-class ArchEvaluatorSection:
-    """``[evaluator]`` of an architecture run (see :class:`evo.nas.evaluator.ArchEvaluator`)."""
-
-    accuracy: str = "nb201"  # the NB201 table, or "module:function"
-    cost: str = "latency"  # "latency" (simulated ms) or "macs"
-    hardware: str = "edgetpu"  # a preset or a TOML file
-    reward: str = "accuracy"
-    target: float | None = None  # ms for latency, MACs for macs
-    alpha: float | None = None
-    beta: float | None = None
-    bonus: float | None = None
-    bonus_mode: str | None = None
-
-
-@dataclass(frozen=True)
-class LayerNASSection:
-    buckets: int = 8
-    target: float | None = None  # default: the evaluator's target
-    cost: str | None = None  # "latency" or "macs"; default: the evaluator's cost
-    base: str = "cheapest"
-    passes: int | None = None
-    order: str = "given"  # "given" (the space's decision order) or "random" (per seed)
-    dedupe: bool = True  # never propose an architecture equivalent to one already scored
-
-
-@dataclass(frozen=True)
-class ParetoSection:
-    survival: str = "nsga2"
-
-
-@dataclass(frozen=True)
 class HurdlesSection:
     progressive: bool = False
     increments: tuple[float, ...] = (0.25, 0.25, 0.5)
@@ -211,17 +151,26 @@ class RunConfig:
     space: SpaceSection = field(default_factory=SpaceSection)
     search: SearchSection = field(default_factory=SearchSection)
     fec: FECSection = field(default_factory=FECSection)
-    evaluator: EvaluatorSection | ArchEvaluatorSection = field(
-        default_factory=EvaluatorSection)
-    layernas: LayerNASSection = field(default_factory=LayerNASSection)
-    pareto: ParetoSection = field(default_factory=ParetoSection)
+    evaluator: Any = field(default_factory=EvaluatorSection)  # the problem's section
+    # the [<algorithm>] section of the chosen algorithm, if it has one (see
+    # evo.algorithms.registry); ``config.<name>`` reads it, or its defaults
+    options: Any = None
     hurdles: HurdlesSection = field(default_factory=HurdlesSection)
     workers: WorkersSection = field(default_factory=WorkersSection)
 
+    def __getattr__(self, name: str) -> Any:
+        entry = ALGORITHMS.get(name) if name in ALGORITHMS else None
+        if entry is None or entry.options is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        if self.search.algorithm == name and self.options is not None:
+            return self.options
+        return entry.options()
+
     @property
     def is_architecture(self) -> bool:
-        """Whether the run searches architectures (not RL loss programs)."""
-        return self.space.kind != "loss"
+        """Whether the run's space mutates its own candidates (architectures), rather
+        than being programs that the mutator edits (RL loss programs)."""
+        return get_problem(self.space.kind).space_mutates
 
     def to_dict(self) -> dict[str, Any]:
         """The complete config as TOML-compatible data (no None: unset keys are left out).
@@ -229,35 +178,31 @@ class RunConfig:
         ``from_dict(c.to_dict()) == c`` and ``load_config(c.to_toml()) == c``.
         """
         out: dict[str, Any] = {}
+        problem = get_problem(self.space.kind)
         for sec in dataclasses.fields(self):
             section = getattr(self, sec.name)
             data: dict[str, Any] = {}
-            if sec.name in ("layernas", "pareto") and self.search.algorithm != sec.name:
+            name = sec.name
+            if name == "options":
+                if section is None:
+                    continue
+                name = self.search.algorithm
+            if sec.name == "space" and not problem.records_space:
                 continue
-            if sec.name == "space" and not self.is_architecture:
+            if sec.name == "fec" and not problem.uses_fec:
                 continue
-            if sec.name == "fec" and self.is_architecture:
+            if sec.name == "evaluator":
+                out[name] = problem.evaluator_dict(section)
                 continue
-            skip = ("seed_program", "extra_nodes", "mutation_p") if (
-                sec.name == "search" and self.is_architecture) else ()
-            loss = isinstance(section, EvaluatorSection)
+            skip = problem.unused_search_keys if sec.name == "search" else ()
             for f in dataclasses.fields(section):
                 if f.name in skip:
                     continue
                 value = getattr(section, f.name)
-                if loss and f.name == "hurdle":
-                    value = False if value is None else dataclasses.asdict(value)
-                elif loss and f.name == "agent":
-                    value = _agent_dict(value)
-                elif loss and f.name == "budgets":
-                    value = {env: {k: v for k, v in dataclasses.asdict(b).items()
-                                   if v is not None} for env, b in value}
-                    if not value:
-                        continue
                 if value is None:
                     continue
                 data[f.name] = list(value) if isinstance(value, tuple) else value
-            out[sec.name] = data
+            out[name] = data
         return out
 
     def to_toml(self) -> str:
@@ -278,15 +223,6 @@ class RunConfig:
             else:
                 node[key] = value
         return from_dict(data)
-
-
-def _agent_dict(agent: Any) -> dict[str, Any]:
-    out = {}
-    for f in dataclasses.fields(agent):
-        value = getattr(agent, f.name)
-        if value is not None:
-            out[f.name] = list(value) if isinstance(value, tuple) else value
-    return out
 
 
 # -- loading --------------------------------------------------------------------------------
@@ -341,7 +277,10 @@ def from_dict(data: Mapping[str, Any]) -> RunConfig:
     """Validate parsed TOML data (sections of keys) and fill in the defaults."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"a config is a table of sections, got {type(data).__name__}")
-    sections = [f.name for f in dataclasses.fields(RunConfig)]
+    fixed = [f.name for f in dataclasses.fields(RunConfig)]
+    at = fixed.index("options")
+    configurable = [n for n in ALGORITHMS.names() if ALGORITHMS.get(n).options is not None]
+    sections = fixed[:at] + configurable + fixed[at + 1:]
     for name, value in data.items():
         if name not in sections:
             raise ConfigError(unknown_key(name, sections, f"[{name}]", "section",
@@ -351,17 +290,16 @@ def from_dict(data: Mapping[str, Any]) -> RunConfig:
     get = lambda name: data.get(name, {})  # noqa: E731
     run = validate(RunSection, get("run"), "run", _RUN)
     space = validate(SpaceSection, get("space"), "space", _SPACE)
-    arch = space.kind != "loss"
+    problem = get_problem(space.kind)
     search_raw = dict(get("search"))
-    if arch:
-        for key in ("seed_program", "extra_nodes", "mutation_p"):
-            if key in search_raw:
-                raise bad(f"search.{key}", search_raw[key], "applies to RL loss programs; "
-                           f"an architecture space ([space] kind = {show(space.kind)}) "
-                           "mutates one decision at a time")
-        if "fec" in data:
-            raise ConfigError("[fec]: applies to RL loss programs; architectures are "
-                              "deduplicated by the space ([space] equivalence)")
+    for key in problem.unused_search_keys:
+        if key in search_raw:
+            raise bad(f"search.{key}", search_raw[key], "applies to RL loss programs; "
+                      f"an architecture space ([space] kind = {show(space.kind)}) "
+                      "mutates one decision at a time")
+    if "fec" in data and not problem.uses_fec:
+        raise ConfigError("[fec]: applies to RL loss programs; architectures are "
+                          "deduplicated by the space ([space] equivalence)")
     scratch = search_raw.get("seed_program", "dqn") == SCRATCH
     search_raw.setdefault("extra_nodes", DEFAULT_EXTRA_NODES["scratch" if scratch else "seeded"])
     search = validate(SearchSection, search_raw, "search", _SEARCH)
@@ -370,27 +308,29 @@ def from_dict(data: Mapping[str, Any]) -> RunConfig:
         raise ConfigError(
             f"search.tournament_size = {search.tournament_size}: must be at most "
             f"search.population_size = {search.population_size} (the paper uses T 25, P 300)")
-    if ALGORITHMS.get(search.algorithm).architectures_only and not arch:
-        raise bad("search.algorithm", search.algorithm, "searches architectures: set "
-                   "[space] kind = \"nb201\" or \"mobilenet\"")
+    if ALGORITHMS.get(search.algorithm).architectures_only and not problem.space_mutates:
+        kinds = " or ".join(f'"{n}"' for n in PROBLEMS.names()
+                            if PROBLEMS.get(n).space_mutates)
+        raise bad("search.algorithm", search.algorithm,
+                  f"searches architectures: set [space] kind = {kinds}")
     fec = validate(FECSection, get("fec"), "fec", _FEC)
-    evaluator = _arch_evaluator(get("evaluator"), space) if arch else _evaluator(
-        get("evaluator"))
-    for name in ("layernas", "pareto"):
+    evaluator = problem.evaluator_section(get("evaluator"), space)
+    for name in configurable:
         if name in data and search.algorithm != name:
             raise ConfigError(f"[{name}]: configures search.algorithm = \"{name}\", but the "
                               f"algorithm is {search.algorithm!r}; remove the section or "
                               "change the algorithm")
-    layernas = validate(LayerNASSection, get("layernas"), "layernas", _LAYERNAS)
-    pareto = validate(ParetoSection, get("pareto"), "pareto", _PARETO)
+    entry = ALGORITHMS.get(search.algorithm)
+    options = (validate(entry.options, get(entry.name), entry.name, entry.checks)
+               if entry.options is not None else None)
     hurdles = validate(HurdlesSection, get("hurdles"), "hurdles", _HURDLES)
-    if arch and hurdles.progressive:
+    if hurdles.progressive and not problem.grows_budgets:
         raise bad("hurdles.progressive", True, "applies to RL loss programs (budgets of "
                    "training); architecture evaluations have no budget to grow")
     workers = validate(WorkersSection, get("workers"), "workers", _WORKERS)
     if workers.backend == "ray" and workers.address is None:
         workers = dataclasses.replace(workers, address="auto")
-    return RunConfig(run, space, search, fec, evaluator, layernas, pareto, hurdles, workers)
+    return RunConfig(run, space, search, fec, evaluator, options, hurdles, workers)
 
 
 def _seed_program(v: Any, path: str) -> str:
@@ -415,16 +355,6 @@ _SPACE: dict[str, Check] = {
     "dataset": choice(("cifar10", "cifar100", "imagenet16-120")),
     "equivalence": choice(("graph", "function")),
 }
-_LAYERNAS: dict[str, Check] = {
-    "buckets": integer(1, 10_000),
-    "target": real(0.0, open_lo=True),
-    "cost": choice(("latency", "macs")),
-    "base": choice(("cheapest", "costliest", "random")),
-    "passes": integer(1),
-    "order": choice(("given", "random")),
-    "dedupe": boolean,
-}
-_PARETO: dict[str, Check] = {"survival": choice(("nsga2", "aging"))}
 _HURDLES: dict[str, Check] = {
     "progressive": boolean,
     "increments": list_of(real(0.0, open_lo=True), "positive budget fractions"),
@@ -440,152 +370,6 @@ _WORKERS: dict[str, Check] = {
     "threads_per_worker": integer(1, 1024),
     "batch_size": integer(1, 4096),
 }
-
-
-def _time_limit(v: Any, path: str) -> float:
-    if not is_real(v, finite=True) or not 0 < v <= MAX_TIME_LIMIT:
-        raise bad(path, v, f"must be a number of seconds in (0, {MAX_TIME_LIMIT:g}] "
-                   f"(default {DEFAULT_TIME_LIMIT:g}); an evaluation that takes longer ends "
-                   "with status \"timeout\" and fitness 0")
-    return float(v)
-
-
-def check_agent_size(agent: DQNConfig, where: str = "agent") -> None:
-    """Raise :class:`ConfigError` if the agent's networks, replay buffer or batch are
-    larger than any real run needs (:data:`MAX_HIDDEN_WIDTH` and friends)."""
-    hidden = agent.hidden
-    if len(hidden) > MAX_HIDDEN_LAYERS or any(h > MAX_HIDDEN_WIDTH for h in hidden):
-        raise bad(f"{where}.hidden", list(hidden), f"at most {MAX_HIDDEN_LAYERS} layers of "
-                   f"at most {MAX_HIDDEN_WIDTH} units each")
-    if agent.buffer_size > MAX_BUFFER_SIZE:
-        raise bad(f"{where}.buffer_size", agent.buffer_size,
-                   f"must be at most {MAX_BUFFER_SIZE:,} transitions")
-    if agent.batch_size > MAX_BATCH_SIZE:
-        raise bad(f"{where}.batch_size", agent.batch_size,
-                   f"must be at most {MAX_BATCH_SIZE:,}")
-    for name in ("target_update_period", "learning_starts", "epsilon_decay_steps",
-                 "score_window", "updates_per_step"):
-        value = getattr(agent, name)
-        limit = 100 if name == "updates_per_step" else MAX_STEPS
-        if value is not None and value > limit:
-            raise bad(f"{where}.{name}", value, f"must be at most {limit:,}")
-
-
-def _evaluator(raw: Mapping[str, Any]) -> EvaluatorSection:
-    import envs as envlib
-
-    section = "evaluator"
-    allowed = [f.name for f in dataclasses.fields(EvaluatorSection)]
-    check_keys(raw, allowed, section)
-    values: dict[str, Any] = {}
-
-    def env_id(v: Any, path: str) -> str:
-        try:
-            return envlib.get(v).id
-        except envlib.EnvError as err:
-            raise bad(path, v, f"{err} (see `evo envs`)") from None
-
-    if "envs" in raw:
-        ids = list_of(env_id, "environment ids")(raw["envs"], "evaluator.envs")
-        if len(set(ids)) != len(ids):
-            raise bad("evaluator.envs", raw["envs"], "lists an environment twice")
-        values["envs"] = ids
-    if "seeds" in raw:
-        values["seeds"] = list_of(integer(0), "non-negative integers")(raw["seeds"],
-                                                                     "evaluator.seeds")
-        if len(values["seeds"]) > MAX_SEEDS:
-            raise bad("evaluator.seeds", raw["seeds"],
-                       f"at most {MAX_SEEDS} seeds (agents per environment)")
-    if "steps" in raw:
-        values["steps"] = upto(1, MAX_STEPS)(raw["steps"], "evaluator.steps")
-    if "budget_scale" in raw:
-        values["budget_scale"] = real(0.0, open_lo=True)(raw["budget_scale"],
-                                                          "evaluator.budget_scale")
-        if "steps" in values and values["budget_scale"] != 1.0:
-            raise bad("evaluator.budget_scale", raw["budget_scale"],
-                       "has no effect when evaluator.steps is set; give one of the two")
-    if "time_limit" in raw:
-        values["time_limit"] = _time_limit(raw["time_limit"], "evaluator.time_limit")
-    if "max_steps" in raw:
-        values["max_steps"] = upto(1, MAX_STEPS)(raw["max_steps"], "evaluator.max_steps")
-    if "trainer" in raw:
-        values["trainer"] = choice(("auto", "population", "numpy"))(raw["trainer"],
-                                                                     "evaluator.trainer")
-    if "max_nodes" in raw:
-        values["max_nodes"] = integer(1, 1024)(raw["max_nodes"], "evaluator.max_nodes")
-
-    hurdle = raw.get("hurdle", True)
-    if hurdle is False:
-        values["hurdle"] = None
-    elif hurdle is True:
-        values["hurdle"] = HurdleSection()
-    elif isinstance(hurdle, Mapping):
-        check_keys(hurdle, ["env", "threshold", "credit"], "evaluator.hurdle")
-        env = env_id(hurdle.get("env", "CartPole"), "evaluator.hurdle.env")
-        threshold = real(0.0, 1.0)(hurdle.get("threshold", 0.6), "evaluator.hurdle.threshold")
-        credit = real(0.0, 1.0)(hurdle.get("credit", 0.0), "evaluator.hurdle.credit")
-        values["hurdle"] = HurdleSection(env, threshold, credit)
-    else:
-        raise bad("evaluator.hurdle", hurdle, "must be false (no hurdle) or a table "
-                   "[evaluator.hurdle] with env and threshold")
-
-    agent = raw.get("agent", {})
-    if not isinstance(agent, Mapping):
-        raise bad("evaluator.agent", agent, "must be a table [evaluator.agent] of agent "
-                   "hyperparameters")
-    check_keys(agent, DQNConfig.field_names(), "evaluator.agent")
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in agent.items()}
-    try:
-        values["agent"] = DQNConfig(**kwargs)
-    except ConfigError as err:
-        raise ConfigError(str(err).replace("DQNConfig.", "evaluator.agent.", 1)) from None
-    check_agent_size(values["agent"], "evaluator.agent")
-
-    budgets = raw.get("budgets", {})
-    if not isinstance(budgets, Mapping):
-        raise bad("evaluator.budgets", budgets, "must be a table of per-environment budgets, "
-                   "e.g. [evaluator.budgets] CartPole = {episodes = 400}")
-    used = list(values.get("envs", EvaluatorSection.envs))
-    if values["hurdle"] is not None and values["hurdle"].env not in used:
-        used.insert(0, values["hurdle"].env)
-    out = []
-    for name, spec in budgets.items():
-        path = f"evaluator.budgets.{name}"
-        env = env_id(name, path)
-        if env not in used:
-            raise ConfigError(f"{path}: {env!r} is not one of this evaluator's environments "
-                              f"({', '.join(used)})")
-        if not isinstance(spec, Mapping) or not spec:
-            raise bad(path, spec, "must be a table with episodes and/or steps, e.g. "
-                       "{episodes = 400}")
-        check_keys(spec, ["episodes", "steps"], path)
-        most = {"episodes": MAX_EPISODES, "steps": MAX_STEPS}
-        b = BudgetSection(**{k: upto(1, most[k])(v, f"{path}.{k}") for k, v in spec.items()})
-        out.append((env, b))
-    values["budgets"] = tuple(sorted(out))
-    return EvaluatorSection(**values)
-
-
-def _arch_evaluator(raw: Mapping[str, Any], space: SpaceSection) -> ArchEvaluatorSection:
-    """Validate an architecture run's ``[evaluator]`` by building the evaluator once."""
-    allowed = [f.name for f in dataclasses.fields(ArchEvaluatorSection)]
-    check_keys(raw, allowed, "evaluator")
-    text = ("accuracy", "cost", "hardware", "reward", "bonus_mode")
-    for key, value in raw.items():
-        if key in text and not isinstance(value, str):
-            raise bad(f"evaluator.{key}", value, "must be a string")
-        if key not in text and not is_real(value, finite=True):
-            raise bad(f"evaluator.{key}", value, "must be a number")
-    values = {k: (v if k in text else float(v)) for k, v in raw.items()}
-    section = ArchEvaluatorSection(**values)
-    if space.kind == "mobilenet" and section.accuracy == "nb201":
-        raise bad("evaluator.accuracy", "nb201", "is the NB201 table, which scores NB201 "
-                   "cells only; give your own accuracy function as \"module:function\"")
-    try:
-        make_arch_evaluator(section, space)
-    except ConfigError as err:
-        raise ConfigError(f"evaluator: {err}") from None
-    return section
 
 
 # -- from Python objects --------------------------------------------------------------------
@@ -631,7 +415,7 @@ def config_from_objects(algorithm: Any, evaluator: Any, trials: int, *, name: st
         raise ConfigError(f"evaluator {type(evaluator).__name__}: only an RLEvaluator can be "
                           "described by a run config")
     ev: dict[str, Any] = {"envs": [spec.id for spec in evaluator.specs],
-                          "seeds": list(evaluator.seeds), "agent": _agent_dict(evaluator.config)}
+                          "seeds": list(evaluator.seeds), "agent": agent_dict(evaluator.config)}
     ev["hurdle"] = False if evaluator.hurdle is None else {
         "env": evaluator.hurdle_spec.id, "threshold": float(evaluator.hurdle.threshold),
         "credit": float(evaluator.hurdle_credit)}

@@ -10,27 +10,24 @@ space's fingerprint.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from evo.nas import settings
 from evo.nas.card import arch_card
 from evo.nas.evaluator import ArchEvaluator
+from evo.nas.settings import make_arch_evaluator
 from evo.problem import CardParts, Problem
-
-
-def make_arch_evaluator(section: Any, space: Any) -> ArchEvaluator:
-    """The :class:`ArchEvaluator` an ``[evaluator]`` section (a dataclass) describes,
-    for the dataset of the ``[space]`` section."""
-    table = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
-    table["dataset"] = space.dataset
-    return ArchEvaluator.from_config(table)
 
 
 class ArchProblem(Problem):
     """Architectures of one space (the base of the NB201 and MobileNet problems)."""
 
     noun = "architectures"
+    unused_search_keys = ("seed_program", "extra_nodes", "mutation_p")
+
+    def evaluator_section(self, raw: Mapping[str, Any], space: Any) -> Any:
+        return settings.evaluator_section(raw, space)
 
     def evaluator(self, config: Any) -> ArchEvaluator:
         return make_arch_evaluator(config.evaluator, config.space)

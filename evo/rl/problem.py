@@ -17,6 +17,7 @@ from typing import Any
 import envs as envlib
 from evo.algorithms.base import SeedSpace
 from evo.problem import CardParts, Problem
+from evo.rl import settings
 from evo.rl.card import loss_card
 from evo.rl.evaluator import RLEvaluator
 from graphs.core.equivalence import FEC
@@ -70,6 +71,15 @@ class LossProblem(Problem):
     name = "loss"
     noun = "loss programs"
     uses_fec = True
+    space_mutates = False
+    grows_budgets = True
+    records_space = False  # the default kind
+
+    def evaluator_section(self, raw: Mapping[str, Any], space: Any) -> Any:
+        return settings.evaluator_section(raw)
+
+    def evaluator_dict(self, section: Any) -> dict[str, Any]:
+        return settings.evaluator_dict(section)
 
     def space(self, config: Any) -> SeedSpace:
         s = config.search

@@ -7,6 +7,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,11 @@ def registries():
             registry.unregister(name)
 
 
-def _register(code: str) -> None:
-    """Run an example as an import would: its classes and registrations, not its run."""
-    exec(compile(code, str(DOC), "exec"), {"__name__": "example"})  # noqa: S102
+def _register(code: str, monkeypatch) -> None:
+    """Import an example as a module: its classes and registrations, not its run."""
+    module = types.ModuleType("example")
+    monkeypatch.setitem(sys.modules, "example", module)
+    exec(compile(code, str(DOC), "exec"), module.__dict__)  # noqa: S102
 
 
 def _script(tmp_path: Path, name: str, code: str, edits: dict[str, str]) -> Path:
@@ -68,21 +71,28 @@ def test_the_docs_have_the_three_examples():
     assert len(_blocks()) == 3
 
 
-def test_a_registered_algorithm_runs_from_a_config_and_resumes(tmp_path, registries):
+def test_a_registered_algorithm_runs_from_a_config_and_resumes(tmp_path, registries,
+                                                                monkeypatch):
     code = _blocks()[0]
-    script = _script(tmp_path, "hill", code, {'"search.algorithm": "hill_climb"}': (
-        '"search.algorithm": "hill_climb", "run.trials": 40, "workers.workers": 1}')})
+    script = _script(tmp_path, "hill", code, {'"hill_climb.warmup": 20}': (
+        '"hill_climb.warmup": 20, "run.trials": 40, "workers.workers": 1}')})
     _python(tmp_path, str(script))
     rows = _trials(tmp_path / "runs" / "hill.db")
     assert len(rows) >= 40
-    assert sum(1 for r in rows if r[1] == "seed") == 10  # the warmup draws, then mutations
+    assert sum(1 for r in rows if r[1] == "seed") == 20  # [hill_climb] warmup, then mutations
     # the same script, imported, registers the algorithm for a resume
     _python(tmp_path, "-c", "import evo, hill; "
             "evo.resume('runs/hill.db', trials=60, workers=1, progress=False)")
     assert len(_trials(tmp_path / "runs" / "hill.db")) >= 60
-    _register(code)
+    _register(code, monkeypatch)
     with pytest.raises(ConfigError, match="searches architectures"):
         evo.preset("quick").replace(**{"search.algorithm": "hill_climb"})
+    nb201 = evo.preset("nb201-quick")
+    with pytest.raises(ConfigError, match="hill_climb.warmup = 0: must be an integer >= 1"):
+        nb201.replace(**{"search.algorithm": "hill_climb", "hill_climb.warmup": 0})
+    with pytest.raises(ConfigError, match="unknown key"):
+        nb201.replace(**{"search.algorithm": "hill_climb", "hill_climb.warm": 3})
+    assert nb201.replace(**{"search.algorithm": "hill_climb"}).hill_climb.warmup == 10
 
 
 def test_a_registered_backend_is_used_by_the_loop(tmp_path, registries):
@@ -94,7 +104,8 @@ def test_a_registered_backend_is_used_by_the_loop(tmp_path, registries):
     assert len(_trials(tmp_path / "runs" / "logged.db")) >= 12
 
 
-def test_a_registered_problem_is_searched_scored_and_exported(tmp_path, registries):
+def test_a_registered_problem_is_searched_scored_and_exported(tmp_path, registries,
+                                                               monkeypatch):
     code = _blocks()[2]
     script = _script(tmp_path, "params", code, {
         "trials = 50": "trials = 30",
@@ -104,7 +115,7 @@ def test_a_registered_problem_is_searched_scored_and_exported(tmp_path, registri
     rows = _trials(store)
     assert len(rows) >= 30 and all(r[0] in ("done", "duplicate") for r in rows)
     assert max(r[2] for r in rows) > min(r[2] for r in rows)  # it found smaller networks
-    _register(code)  # reading the store needs the problem, as running it did
+    _register(code, monkeypatch)  # reading the store needs the problem, as running it did
     assert "space nb201-params" in evo.status(store)
     paths = evo.export(store, tmp_path / "top", top=5)
     assert "architectures" in Path(paths["card"]).read_text()
