@@ -40,24 +40,22 @@ class GradientCheck:
         self._checked_inputs: dict[int, tuple[Input, ...]] = {}
 
     def __call__(self, program: Program) -> bool:
-        """Whether ``program`` has a gradient: the memo first (in a search most
-        children repeat a known structure), then the cheap proof, then the probes.
+        """Whether ``program`` has a finite, non-zero gradient on the probes: the memo
+        first (in a search most children repeat a known structure), then the probes.
+
+        Every program gets this one verdict. (A structural proof that the gradient is
+        not identically zero, ``program.gradient_provably_nonzero``, does not make it
+        finite: a chain of 16 Squares overflows on every probe, and training with it
+        gives NaN at once.)
 
         Raises:
             ProgramError: if the probes cannot feed a live input of ``program``.
         """
         # Structural hashes name inputs by position: only standard inputs share them.
         standard = self.standard_inputs(program.inputs)
-        key = structural_hash(program) if standard else None
-        known = self.memo.get(key) if standard else None
-        if known:
-            return True
-        if program.gradient_provably_nonzero:
-            if known is None and standard:
-                self.remember(key, True)
-            return True
-        if known is False:
-            return False
+        known = self.memo.get(structural_hash(program)) if standard else None
+        if known is not None:
+            return known
         self._check_probe_inputs(program)
         return gradient_is_nonzero(program)
 

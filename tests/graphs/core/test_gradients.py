@@ -232,3 +232,18 @@ def test_gradient_is_scaled_for_the_batch_mean():
     np.testing.assert_allclose(g, np.eye(A)[feed["a_t"]] / B)
     p = build(HAND_MADE["meanbatch_output"])  # (1,1) output: the mean is the value
     assert forward(p, feed, outs).output.shape == (1, 1)
+
+
+@pytest.mark.parametrize("depth", [14, 16, 24])
+def test_one_validity_verdict_for_an_overflowing_square_chain(depth):
+    """A chain of Squares is provably non-zero, but from 16 deep its gradient is 0 or
+    inf on every probe: the search's check, `evo program check` and the full numeric
+    check (no memo) give the same verdict."""
+    from graphs.core.validity import gradient_is_nonzero
+
+    program = build([("QValues", "Q", "s_t"), ("Select", 0, "a_t")]
+                    + [("Square", 1 + i) for i in range(depth)])
+    assert program.gradient_provably_nonzero
+    full = gradient_is_nonzero(program, memo=False)
+    assert full == (depth < 16)
+    assert program.is_valid() == full
