@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from evo.app.config import dump_toml
-from evo.errors import EvoError
+from evo.app.config import from_dict
+from evo.app.tomlfile import dump_toml
+from evo.errors import ConfigError, EvoError
 from evo.problem import CardParts, problem_of
 from evo.search.store import RunStore
 from graphs.core.fileformat import loads
@@ -217,33 +218,17 @@ def _counts(store: RunStore) -> dict[str, Any]:
     }
 
 
-def _config_problem(config: Mapping[str, Any]) -> str:
-    """Why ``config`` is not a valid run config ('' if it is)."""
-    from evo.app.config import from_dict
-    from evo.errors import ConfigError
-
-    try:
-        from_dict(config)
-    except ConfigError as err:
-        return str(err)
-    return ""
-
-
 def card(config: Mapping[str, Any], info: Mapping[str, Any], rows: list[dict[str, Any]],
          store_name: str, top: int) -> str:
     """The dataset card (README.md) text, written by the run's problem."""
-    error = _config_problem(config)
-    resolved = None if error else _resolved(config)
+    try:  # a store made from Python may record a config of its own
+        error, resolved = "", from_dict(config).to_dict()
+    except ConfigError as err:
+        error, resolved = str(err), None
     parts = CardParts(error, resolved,
                       "\n".join(f"| `{n}` | {t} | {d} |" for n, t, d in FIELDS),
                       _config_section(config))
     return problem_of(config).card(config, info, rows, store_name, top, parts)
-
-
-def _resolved(config: Mapping[str, Any]) -> dict[str, Any]:
-    from evo.app.config import from_dict
-
-    return from_dict(config).to_dict()
 
 
 def _config_section(config: Mapping[str, Any]) -> list[str]:

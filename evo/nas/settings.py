@@ -56,9 +56,3 @@ def evaluator_section(raw: Mapping[str, Any], space: Any) -> ArchEvaluatorSectio
     except ConfigError as err:
         raise ConfigError(f"evaluator: {err}") from None
     return section
-
-
-def evaluator_dict(section: ArchEvaluatorSection) -> dict[str, Any]:
-    """The section as TOML-compatible data (unset keys left out)."""
-    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
-            if getattr(section, f.name) is not None}
