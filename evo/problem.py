@@ -78,6 +78,12 @@ class Problem(ABC):
                      ) -> list[str]:
         """``evo status``'s ``search:`` and ``evaluator:`` lines for a run store."""
 
+    def card_fields(self, fields: tuple[tuple[str, str, str], ...]
+                    ) -> tuple[tuple[str, str, str], ...]:
+        """The dataset's columns as (name, type, meaning), given the export's generic
+        ones: a problem rewords what its rows hold (default: as given)."""
+        return fields
+
     @abstractmethod
     def card(self, recorded: Mapping[str, Any], info: Mapping[str, Any],
              rows: list[dict[str, Any]], store_name: str, top: int, parts: CardParts

@@ -225,10 +225,11 @@ def card(config: Mapping[str, Any], info: Mapping[str, Any], rows: list[dict[str
         error, resolved = "", from_dict(config).to_dict()
     except ConfigError as err:
         error, resolved = str(err), None
-    parts = CardParts(error, resolved,
-                      "\n".join(f"| `{n}` | {t} | {d} |" for n, t, d in FIELDS),
-                      _config_section(config))
-    return problem_of(config).card(config, info, rows, store_name, top, parts)
+    problem = problem_of(config)
+    parts = CardParts(error, resolved, "\n".join(
+        f"| `{n}` | {t} | {d} |" for n, t, d in problem.card_fields(FIELDS)),
+        _config_section(config))
+    return problem.card(config, info, rows, store_name, top, parts)
 
 
 def _config_section(config: Mapping[str, Any]) -> list[str]:

@@ -35,6 +35,21 @@ class ArchProblem(Problem):
     def fingerprint(self, config: Any, space: Any) -> Callable[[Any], str]:
         return space.fingerprint
 
+    MEANINGS = {
+        "fingerprint": "the space's equivalence key ([space] equivalence): equivalent "
+                       "architectures appear once",
+        "fitness": "the reward of the architecture's best evaluation (accuracy combined "
+                   "with its cost, [evaluator] reward)",
+        "scores": "search accuracy, simulated latency (ms), MACs and parameters (millions), "
+                  "and the reported test accuracy where the table has it",
+        "status": "`ok`",
+        "formula": "the NB201 arch string, or the network's size for other spaces",
+    }
+
+    def card_fields(self, fields: tuple[tuple[str, str, str], ...]
+                    ) -> tuple[tuple[str, str, str], ...]:
+        return tuple((n, t, self.MEANINGS.get(n, d)) for n, t, d in fields)
+
     def where(self, space: Mapping[str, Any]) -> str:
         """The space as ``evo status`` names it."""
         return str(space.get("kind"))

@@ -28,6 +28,8 @@ def test_nb201_preset_runs_and_exports_reloadable_rows(tmp_path, capsys, monkeyp
     assert len(lines) == 5
     card = (tmp_path / "out" / "README.md").read_text()
     assert "top 5 architectures" in card and "NAS-Bench-201" in card
+    # the field table says what an architecture row holds, not what a loss row does
+    assert "the NB201 arch string" in card and "the loss as a formula" not in card
     row = json.loads(lines[0])
     nb201.parse(row["formula"])  # the leaderboard shows NB201 cells as arch strings
     assert 0.0 < row["scores"]["test_accuracy"] <= 0.9437  # the 200-epoch figure is reported
