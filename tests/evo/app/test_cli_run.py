@@ -225,23 +225,32 @@ def test_ctrl_c_stops_cleanly_and_resume_finishes(tiny, tmp_path):
         "steps = 300", "steps = 10000"))
     store = tmp_path / "slow.db"
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    # A test run started in the background (as CI may start it) inherits SIGINT ignored,
+    # and so would `evo run`: Python then installs no KeyboardInterrupt handler and the
+    # signal does nothing. Give the run the default handling a terminal gives it.
     proc = subprocess.Popen([sys.executable, "-m", "evo", "run", str(config), "--store",
                              str(store), "-q"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    finished = 0
-    last_error = None
-    while time.time() < deadline and finished < 2 and proc.poll() is None:
-        time.sleep(0.2)
-        if store.exists():
-            try:
-                s = RunStore.open(store, readonly=True)
-                finished = s.finished()
-                s.close()
-            except Exception as exc:  # not readable yet; reported if the test fails
-                last_error = repr(exc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 180
+        finished = 0
+        last_error = None
+        while time.time() < deadline and finished < 2 and proc.poll() is None:
+            time.sleep(0.2)
+            if store.exists():
+                try:
+                    s = RunStore.open(store, readonly=True)
+                    finished = s.finished()
+                    s.close()
+                except Exception as exc:  # not readable yet; reported if the test fails
+                    last_error = repr(exc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+    finally:  # never leave the run behind (its target is out of reach)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     why = (f"rc {proc.returncode}, {finished} finished when signalled, last read error "
            f"{last_error}; {_store_report(store)}; stderr: {err[-800:]}")
     assert proc.returncode == 130, why
