@@ -291,8 +291,9 @@ def _act_all(setup: _Setup, agents: Agent, t: jax.Array):
         noise = jax.tree.map(lambda x: x[0], _draw_noise(setup, k_noise, 1))
         return _act(setup, agent, t, noise), noise, key
 
-    actions, noise, keys = jax.vmap(one)(agents)
-    return actions, noise, agents._replace(key=keys)
+    # Only the new keys come back: returning the agents would copy every replay
+    # buffer on each step (a jitted function's outputs are fresh buffers).
+    return jax.vmap(one)(agents)
 
 
 @partial(jax.jit, static_argnums=(0, 3), donate_argnums=(1,))
@@ -421,7 +422,8 @@ def bucket_size(k: int) -> int:
 def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool
                 ) -> Agent:
     """One lockstep step with the environments stepped on the host."""
-    actions, noise, agents = _act_all(setup, agents, jnp.int32(t))
+    actions, noise, keys = _act_all(setup, agents, jnp.int32(t))
+    agents = agents._replace(key=keys)
     actions = np.asarray(actions)
     active = np.asarray(agents.active)
     k = len(envs)
