@@ -81,8 +81,10 @@ def main() -> None:
     scores["wall_seconds"] = round(time.time() - t0, 1)
     scores["programs"] = listing
     scores["command"] = "python bench/generalization.py " + " ".join(
-        [f"--run {r}" for r in args.run] + [f"--env {e}" for e in args.env]
-        + [f"--steps {args.steps}", f"--seeds {args.seeds}", f"-o {args.out}"])
+        [f"--run {r}" for r in args.run] + [f"--program {p}" for p in args.program]
+        + [f"--env {e}" for e in args.env]
+        + [f"--steps {args.steps}", f"--seeds {args.seeds}",
+           f"--agent-from {args.agent_from}", f"-o {args.out}"])
     (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     print((out / "scores.md").read_text())
     print(f"{scores['wall_seconds']} s")
