@@ -47,6 +47,7 @@ class MiniGridFlatObs(gym.ObservationWrapper):
         if not isinstance(env.unwrapped, MiniGridEnv):
             raise _error(f"MiniGridFlatObs wraps MiniGrid environments, got {env.unwrapped}")
         super().__init__(FullyObsWrapper(env))
+        _skip_partial_view(env.unwrapped)
         self._scale = np.array(
             [max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), 3], dtype=np.float32
         )
@@ -57,6 +58,24 @@ class MiniGridFlatObs(gym.ObservationWrapper):
 
     def observation(self, observation):
         return (observation["image"] / self._scale).astype(np.float32, copy=False).reshape(-1)
+
+
+def _skip_partial_view(env) -> None:
+    """Stop ``env`` from computing the agent's partial 7x7 view on every step.
+
+    ``MiniGridEnv.step`` and ``reset`` build the partial view (slice, rotate and
+    occlusion of the grid: about 60% of a step), and ``FullyObsWrapper`` then replaces
+    it with the full grid, so the view is never seen. ``gen_obs`` only reads the
+    environment; here it returns an all-zero view of the right shape instead, so the
+    observation this wrapper returns is unchanged (``tests/envs/test_wrappers.py``
+    compares whole episodes with and without it).
+    """
+    view = np.zeros(env.observation_space["image"].shape, np.uint8)
+
+    def gen_obs() -> dict:
+        return {"image": view, "direction": env.agent_dir, "mission": env.mission}
+
+    env.gen_obs = gen_obs
 
 
 def _error(message: str) -> Exception:

@@ -92,3 +92,26 @@ def test_flat_float_obs_casts_and_flattens_without_normalizing():
 def test_flat_float_obs_rejects_non_box_observations():
     with pytest.raises(EnvError, match="Box"):
         FlatFloatObs(gym.make("FrozenLake-v1"))
+
+
+@pytest.mark.parametrize("gym_id", ["MiniGrid-LavaGapS5-v0", "MiniGrid-Dynamic-Obstacles-6x6-v0",
+                                    "MiniGrid-DoorKey-5x5-v0", "MiniGrid-MultiRoom-N2-S4-v0"])
+def test_skipping_the_unseen_partial_view_changes_no_episode(gym_id):
+    """The wrapper stops MiniGrid from computing the 7x7 partial view that the full grid
+    replaces; whole episodes match minigrid's own FullyObsWrapper step for step."""
+    from minigrid.wrappers import FullyObsWrapper
+
+    fast = MiniGridFlatObs(gym.make(gym_id))
+    plain = FullyObsWrapper(gym.make(gym_id))
+    actions = np.random.default_rng(0).integers(0, fast.action_space.n, 600)
+    for episode in range(3):
+        got, _ = fast.reset(seed=episode)
+        want, _ = plain.reset(seed=episode)
+        for action in actions:
+            np.testing.assert_array_equal(got, fast.observation(want))
+            got, r1, term1, trunc1, _ = fast.step(int(action))
+            want, r2, term2, trunc2, _ = plain.step(int(action))
+            assert (r1, term1, trunc1) == (r2, term2, trunc2)
+            if term1 or trunc1:
+                break
+        np.testing.assert_array_equal(got, fast.observation(want))
