@@ -18,6 +18,10 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
              losses (2 seeds); the numpy trainer on the same programs and seeds;
              learning curves side by side in population_quality.png
+  host       MiniGrid (no compiled port, stepped on the host): ms per lockstep step of
+             32 DQN agents on LavaGapS5, population trainer (3k and 30k replay
+             buffer) against the numpy trainer, and MiniGrid's own step with
+             MiniGridFlatObs against minigrid's FullyObsWrapper (~6 min)
 
 Run: ``python bench/bench_population.py flops speed candidate quality``.
 """
@@ -25,6 +29,7 @@ Run: ``python bench/bench_population.py flops speed candidate quality``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -302,9 +307,72 @@ def section_memory() -> dict:
     return out
 
 
+def _step_ms(trainer, k: int, config: DQNConfig, spec: envs.EnvSpec,
+             step_limit: int | None = 3_001, time_limit: float | None = None) -> float | None:
+    """Milliseconds per lockstep step of ``k`` DQN agents from step 1,000 on (after
+    compilation and the start of learning), over a 30k-step budget cut short by
+    ``step_limit`` or ``time_limit``."""
+    marks: list[tuple[int, float]] = []
+    loss = [builtin("dqn")] * k if trainer is train_population else builtin("dqn")
+    trainer(loss, spec, list(range(k)), config, envs.Budget(steps=30_000), time_limit,
+            on_progress=lambda t, n: marks.append((t, time.perf_counter())),
+            step_limit=step_limit)
+    if len(marks) < 2:
+        return None
+    (t1, a), (t2, b) = marks[0], marks[-1]
+    return (b - a) / (t2 - t1) * 1000
+
+
+def _env_step_us(make, steps: int = 3_000, reps: int = 3) -> float:
+    times = []
+    for _ in range(reps):
+        env = make()
+        env.reset(seed=0)
+        rng = np.random.default_rng(0)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            *_, terminated, truncated, _ = env.step(int(rng.integers(3)))
+            if terminated or truncated:
+                env.reset()
+        times.append((time.perf_counter() - t0) / steps * 1e6)
+        env.close()
+    return statistics.median(times)
+
+
+def section_host(k: int = 32) -> dict:
+    """MiniGrid, stepped on the host: ms per lockstep step of K DQN agents (64-64,
+    LavaGapS5) for the population trainer with a 3k and a 30k replay buffer and for
+    the numpy trainer (the peer), and MiniGrid's own step with this project's
+    observation wrapper against minigrid's FullyObsWrapper."""
+    import gymnasium as gym
+    from minigrid.wrappers import FullyObsWrapper
+
+    spec = envs.get("MiniGrid-LavaGapS5")
+    gym_id = spec.gym_id
+    small = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500,
+                      epsilon_decay_steps=10_000, buffer_size=3_000)
+    out: dict = {"env": spec.id, "agents": k}
+    # a step limit also caps the replay buffer (at 3,001 transitions); the 30k buffer
+    # needs the full 30k-step budget, so that run stops on a time limit instead
+    out["population_ms_per_step_buffer_3k"] = _step_ms(train_population, k, small, spec)
+    big = dataclasses.replace(small, buffer_size=30_000)
+    out["population_ms_per_step_buffer_30k"] = _step_ms(train_population, k, big, spec,
+                                                        step_limit=None, time_limit=300)
+    out["numpy_ms_per_step"] = _step_ms(train, k, small, spec)
+    out["ratio_numpy_vs_population"] = (out["numpy_ms_per_step"]
+                                        / out["population_ms_per_step_buffer_3k"])
+    out["env_step_us"] = {
+        "MiniGridFlatObs (no partial view)": _env_step_us(
+            lambda: envs.MiniGridFlatObs(gym.make(gym_id))),
+        "minigrid FullyObsWrapper (peer)": _env_step_us(
+            lambda: FullyObsWrapper(gym.make(gym_id)))}
+    return out
+
+
 SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
             "candidate": section_candidate,
-            "candidate256": section_candidate256, "quality": section_quality}
+            "candidate256": section_candidate256, "quality": section_quality,
+            "host": section_host}
 
 
 def main() -> None:
