@@ -57,6 +57,10 @@ def main() -> None:
     ap.add_argument("--agent-from", default="results/from-scratch-graded/config.toml",
                     help="take [evaluator.agent] from this run config (default: the runs' "
                          "64-64 agent)")
+    ap.add_argument("--no-references", action="store_true",
+                    help="leave out DQN, DDQN and DQNReg (an agent trains the same alone or "
+                         "in a batch, so their scores from an earlier run with the same "
+                         "seeds and agent still hold)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     programs = _runs(args.run)
@@ -65,8 +69,10 @@ def main() -> None:
         from graphs.core.fileformat import load
 
         programs[name] = load(path)
-    for name in ("dqn", "ddqn", "dqnreg"):
+    for name in () if args.no_references else ("dqn", "ddqn", "dqnreg"):
         programs[name] = builtin(name)
+    if not programs:
+        raise SystemExit("no programs: give --run or --program (or drop --no-references)")
     out = Path(args.out)
     (out / "programs").mkdir(parents=True, exist_ok=True)
     listing = {}
@@ -84,7 +90,8 @@ def main() -> None:
         [f"--run {r}" for r in args.run] + [f"--program {p}" for p in args.program]
         + [f"--env {e}" for e in args.env]
         + [f"--steps {args.steps}", f"--seeds {args.seeds}",
-           f"--agent-from {args.agent_from}", f"-o {args.out}"])
+           f"--agent-from {args.agent_from}"]
+        + (["--no-references"] if args.no_references else []) + [f"-o {args.out}"])
     (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     print((out / "scores.md").read_text())
     print(f"{scores['wall_seconds']} s")
