@@ -21,7 +21,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   host       MiniGrid (no compiled port, stepped on the host): ms per lockstep step of
              32 DQN agents on LavaGapS5, population trainer (3k and 30k replay
              buffer) against the numpy trainer, and MiniGrid's own step with
-             MiniGridFlatObs against minigrid's FullyObsWrapper (~6 min)
+             MiniGridFlatObs against minigrid's FullyObsWrapper (~6 min; each
+             trainer figure is one run, not a median; the env steps a median of 3)
 
 Run: ``python bench/bench_population.py flops speed candidate quality``.
 """
