@@ -397,6 +397,10 @@ def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progre
         span = max(times[1] - times[0], 1e-9)
         lines.append(f"time:       {_duration(span)} from first proposal to last finish; "
                      f"{p.evaluated / span * 60:.1f} evaluations/min")
+    compiled = store.compile_time()
+    if compiled is not None:
+        lines.append(f"compile:    {_duration(compiled[0])} of {_duration(compiled[1])} spent "
+                     f"evaluating ({compiled[0] / compiled[1]:.1%}) was tracing and compiling")
     best = (f"{p.best_fitness:.4f} (trial {p.best_trial})" if p.best_trial is not None
             else "none yet")
     lines.append(f"best:       {best}")

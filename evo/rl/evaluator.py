@@ -85,6 +85,7 @@ class Evaluation:
     seconds: float = 0.0
     steps: int = 0
     trainer: str = ""  # the trainer that produced it (see RLEvaluator.backend)
+    compile_seconds: float = 0.0  # its share of the batch's tracing and compiling
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -305,9 +306,10 @@ class RLEvaluator:
         if self.trainer != "population":
             return [self.evaluate(p, seed, False, budget_scale) for p in programs]
         from evo.rl.interpreter import ProgramTooLarge, encode
-        from evo.rl.population import train_population
+        from evo.rl.population import compile_seconds, train_population
 
         start = time.perf_counter()
+        compiled_before = compile_seconds()
         budgets = self.budgets if budget_scale == 1.0 else {
             k: b.scaled(budget_scale) for k, b in self.budgets.items()}
         seeds = [s + (seed or 0) for s in self.seeds]
@@ -363,10 +365,12 @@ class RLEvaluator:
         for i in alive:
             results[i].fitness = float(sum(results[i].scores.values()))
         share = (time.perf_counter() - start) / max(1, len(programs))
+        compiled = (compile_seconds() - compiled_before) / max(1, len(programs))
         for r in results:
             if not math.isfinite(r.fitness):
                 self._fail(r, "nan", "the fitness is not finite", start)
             r.seconds = share  # each candidate's share of the batch's wall time
+            r.compile_seconds = compiled  # ... and of the compiling within it
         return results
 
     @staticmethod

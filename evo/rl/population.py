@@ -60,6 +60,39 @@ def _use_compilation_cache() -> None:
 
 _use_compilation_cache()
 
+# Seconds this process has spent turning Python into compiled code: tracing, lowering
+# and XLA's compile (a compilation-cache hit skips the last). JAX reports each as a
+# duration event when it ends; a jit traced inside another reports its own, so the
+# events are merged as time spans (each ends now and lasts its duration) and their
+# union is counted.
+_COMPILE_EVENTS = frozenset({"/jax/core/compile/jaxpr_trace_duration",
+                             "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                             "/jax/core/compile/backend_compile_duration"})
+_spans: list[tuple[float, float]] = []
+_compile_total = [0.0]
+
+
+def _on_duration(event: str, seconds: float, **_: Any) -> None:
+    if event not in _COMPILE_EVENTS:
+        return
+    end = time.perf_counter()
+    start = end - seconds
+    while _spans and _spans[-1][1] >= start:  # overlaps (contains) earlier spans
+        s0, e0 = _spans.pop()
+        start = min(start, s0)
+        _compile_total[0] -= e0 - s0
+    _spans.append((start, end))
+    _compile_total[0] += end - start
+    del _spans[:-64]  # older spans can no longer overlap a new event in practice
+
+
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
+
+
+def compile_seconds() -> float:
+    """Seconds this process has spent tracing and compiling JAX code so far."""
+    return _compile_total[0]
+
 
 class Buffer(NamedTuple):
     """One agent's replay buffer (uniform sampling, circular)."""

@@ -620,6 +620,18 @@ class RunStore:
         row = self.db.execute("SELECT MIN(proposed_at), MAX(finished_at) FROM trials").fetchone()
         return row[0], row[1]
 
+    def compile_time(self) -> tuple[float, float] | None:
+        """Seconds spent compiling (the evaluations' ``compile_seconds``) and seconds
+        spent evaluating, summed over the evaluations that report their compile time;
+        None when none does (e.g. the numpy trainer)."""
+        row = self.db.execute(
+            "SELECT SUM(json_extract(result, '$.compile_seconds')), SUM(seconds) FROM trials "
+            "WHERE status IN ('done', 'failed') AND json_valid(result) AND "
+            "json_type(result, '$.compile_seconds') IN ('real', 'integer')").fetchone()
+        if row[0] is None or not row[1]:
+            return None
+        return float(row[0]), float(row[1])
+
     def failure_reasons(self, limit: int = 3) -> list[tuple[str, int]]:
         """The most common reasons of failed trials, with their counts."""
         return [(r["reason"], r["n"]) for r in self.db.execute(

@@ -181,3 +181,25 @@ def test_bucket_sizes_bound_the_shapes_a_search_compiles():
     assert all(s >= k for k, s in zip(range(1, 65), sizes))
     assert sorted(set(sizes)) == [1, 2, 4, 8, 16, 24, 32, 40, 48, 56, 64]
     assert all(s - k < 8 for k, s in zip(range(1, 65), sizes))
+
+
+def test_compile_seconds_count_nested_compilations_once(monkeypatch):
+    from evo.rl import population
+
+    monkeypatch.setattr(population, "_spans", [])
+    monkeypatch.setattr(population, "_compile_total", [0.0])
+    trace = "/jax/core/compile/jaxpr_trace_duration"
+    population._on_duration(trace, 0.2)  # an inner jit, traced within the next
+    population._on_duration(trace, 1.0)  # the outer one, which contains it
+    population._on_duration("/jax/some/other_event", 5.0)  # not a compilation
+    assert population.compile_seconds() == pytest.approx(1.0, abs=0.01)
+    population._on_duration("/jax/core/compile/backend_compile_duration", 0.0)
+    assert population.compile_seconds() == pytest.approx(1.0, abs=0.01)
+
+
+def test_compile_seconds_grow_when_a_new_shape_compiles():
+    from evo.rl.population import compile_seconds
+
+    before = compile_seconds()
+    jax.jit(lambda x: (x * 3.0).sum())(np.ones(1237)).block_until_ready()  # a fresh shape
+    assert compile_seconds() > before

@@ -36,6 +36,13 @@ def test_a_search_trains_its_candidates_in_batches_with_the_population_trainer(t
         scores = {round(r["envs"][0]["score"], 6) for r in results}
         assert len(scores) > 1
         assert store.trainers()
+        # each evaluation carries its share of the batch's compile time, and the run sums
+        # them: the worker process traced the trainer at least once, within the run's time
+        compiled, evaluating = store.compile_time()
+        assert 0 < compiled < evaluating
+        assert all(0 <= r["compile_seconds"] <= r["seconds"] for r in results)
     finally:
         store.close()
-    assert "trainer:    population trainer (JAX" in runner.status(store_path)
+    text = runner.status(store_path)
+    assert "trainer:    population trainer (JAX" in text
+    assert "was tracing and compiling" in text
