@@ -215,7 +215,15 @@ def _counts(store: RunStore) -> dict[str, Any]:
                           "json_extract(result, '$.status')='hurdle'"),
         "unique": one("SELECT COUNT(DISTINCT fingerprint) FROM trials WHERE status='done'"),
         "trainers": "; ".join(f"{t} ({n})" for t, n in store.trainers().items()) or "not recorded",
+        "compile": _compile_text(store.compile_time()),
     }
+
+
+def _compile_text(compiled: tuple[float, float] | None) -> str:
+    if compiled is None:
+        return "not recorded"
+    return (f"{compiled[0] / 60:.1f} of {compiled[1] / 60:.1f} minutes spent evaluating "
+            f"({compiled[0] / compiled[1]:.1%})")
 
 
 def card(config: Mapping[str, Any], info: Mapping[str, Any], rows: list[dict[str, Any]],

@@ -115,6 +115,7 @@ def loss_card(config: Mapping[str, Any], info: Mapping[str, Any], rows: list[dic
         f"| failed (error, NaN, timeout) | {info['failed']} |",
         f"| unique evaluated programs | {info['unique']} |",
         f"| trainer (evaluations) | {info.get('trainers', 'not recorded')} |",
+        f"| tracing and compiling (JAX) | {info.get('compile', 'not recorded')} |",
         f"| rows in this dataset | {len(rows)} |",
         f"| best fitness | {best} |",
         "",

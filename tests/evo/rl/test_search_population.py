@@ -4,9 +4,11 @@ and every trial is still recorded on its own."""
 from __future__ import annotations
 
 import json
+import re
 
 from evo.app import runner
 from evo.app.config import from_dict
+from evo.app.export import export
 from evo.search.store import RunStore
 
 
@@ -46,3 +48,6 @@ def test_a_search_trains_its_candidates_in_batches_with_the_population_trainer(t
     text = runner.status(store_path)
     assert "trainer:    population trainer (JAX" in text
     assert "was tracing and compiling" in text
+    export(store_path, tmp_path / "dataset")
+    card = (tmp_path / "dataset" / "README.md").read_text()
+    assert re.search(r"\| tracing and compiling \(JAX\) \| [0-9.]+ of [0-9.]+ minutes", card)
