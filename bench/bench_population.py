@@ -23,6 +23,11 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              buffer) against the numpy trainer, and MiniGrid's own step with
              MiniGridFlatObs against minigrid's FullyObsWrapper (~6 min; each
              trainer figure is one run, not a median; the env steps a median of 3)
+  compile    the share of evaluation time spent tracing and compiling in a real search:
+             `evo run --preset from-scratch` for 12 minutes with an empty compilation
+             cache, then the same run again with the cache the first one filled (what
+             a user's second run on the machine sees); read from each store's
+             recorded compile seconds (~25 min)
 
 Run: ``python bench/bench_population.py flops speed candidate quality``.
 """
@@ -370,10 +375,44 @@ def section_host(k: int = 32) -> dict:
     return out
 
 
+def compile_share(store_path: str | Path) -> dict:
+    """A run store's recorded compile time against its evaluation time."""
+    from evo.search.store import RunStore
+
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        compiled = store.compile_time()
+        stats = store.statistics()
+    finally:
+        store.close()
+    if compiled is None:
+        raise SystemExit(f"{store_path}: no evaluation recorded its compile time")
+    return {"compile_seconds": round(compiled[0], 1), "evaluation_seconds": round(compiled[1], 1),
+            "compile_share": round(compiled[0] / compiled[1], 4),
+            "trials": stats["finished"], "evaluated": stats["evaluated"]}
+
+
+def section_compile(hours: float = 0.2) -> dict:
+    import subprocess
+    import tempfile
+
+    out = {"preset": "from-scratch", "hours_per_run": hours}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ, EVO_JAX_CACHE=os.path.join(tmp, "jax"))
+        for label in ("empty_cache", "warm_cache"):
+            store = os.path.join(tmp, f"{label}.db")
+            subprocess.run([sys.executable, "-m", "evo", "run", "--preset", "from-scratch",
+                            "--store", store, "--out", os.path.join(tmp, label),
+                            "--workers", "1", "--hours", str(hours)], env=env, check=True)
+            out[label] = compile_share(store)
+            print(f"  {label}: {out[label]}", flush=True)
+    return out
+
+
 SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
-            "host": section_host}
+            "host": section_host, "compile": section_compile}
 
 
 def main() -> None:
