@@ -68,6 +68,8 @@ def test_presets_follow_the_paper_structure():
     scratch = preset("from-scratch")
     assert scratch.search.seed_program == "scratch" and scratch.search.extra_nodes == 7
     assert scratch.evaluator.envs[0] == "CartPole"
+    # two training seeds and a graded hurdle: what found TD (results/from-scratch-2seed)
+    assert scratch.evaluator.seeds == (0, 1) and scratch.evaluator.hurdle.credit == 0.1
     quick = preset("quick")
     assert quick.search.algorithm == "regularized_evolution"
     assert quick.evaluator.envs == ("CartPole",) and quick.search.seed_program == "scratch"
