@@ -299,16 +299,18 @@ def section_memory() -> dict:
     out = {}
     for env_id, config, steps in (("CartPole", SMALL, 10_000), ("CartPole", PAPER, 80_000),
                                   ("MiniGrid-Empty-5x5", PAPER, 100_000),
-                                  ("MiniGrid-DoorKey-5x5", PAPER, 500_000)):
+                                  ("MiniGrid-DoorKey-5x5", PAPER, 500_000),
+                                  ("MiniGrid-MultiRoom-N2-S4", PAPER, 100_000)):
         spec = envs.get(env_id)
         setup = pop._Setup(config, pop._adam(config.learning_rate, config.adam_eps), None,
                            spec.obs_dim, spec.n_actions, min(config.buffer_size, steps),
-                           100_000, steps, (True,) * 4, -1e-3, 16)
+                           100_000, steps, (True,) * 4, -1e-3, 16, spec.obs_scale)
         shapes = jax.eval_shape(partial(pop._init, setup), jnp.uint32(0),
                                 jnp.zeros(spec.obs_dim), jnp.zeros(()))
         size = int(sum(np.prod(x.shape) * x.dtype.itemsize for x in jax.tree.leaves(shapes)))
         out[f"{env_id} {config.hidden} {steps} steps"] = {
-            "obs_dim": spec.obs_dim, "mib_per_agent": size / 2**20,
+            "obs_dim": spec.obs_dim, "replay_obs_bytes": 1 if spec.obs_scale else 4,
+            "mib_per_agent": size / 2**20,
             "gib_for_64_agents": 64 * size / 2**30}
     return out
 

@@ -171,13 +171,32 @@ class EnvSpec:
         """Number of discrete actions."""
         return self._dims[1]
 
+    @property
+    def obs_scale(self) -> tuple[float, ...] | None:
+        """Per observation value, the whole number ``n`` such that the value is always
+        ``k / n`` for a whole ``k`` in ``[0, n]`` (MiniGrid's grid codes), or None. A
+        replay buffer then stores one byte per value (``k``) and decodes it exactly.
+        Set by a wrapper's ``obs_scale`` attribute (see :class:`~envs.MiniGridFlatObs`)."""
+        return self._dims[2]
+
     @cached_property
-    def _dims(self) -> tuple[int, int]:
+    def _dims(self) -> tuple[int, int, tuple[float, ...] | None]:
         env = self.make()
         try:
-            return int(env.observation_space.shape[0]), int(env.action_space.n)
+            dims = int(env.observation_space.shape[0]), int(env.action_space.n)
+            scale = getattr(env, "obs_scale", None)
         finally:
             env.close()
+        if scale is not None:
+            scale = np.asarray(scale, np.float64).reshape(-1)
+            if (scale.shape != (dims[0],) or not np.all((scale >= 1) & (scale <= 255))
+                    or not np.all(scale == np.round(scale))):
+                raise EnvError(
+                    f"{self.id!r}: a wrapper's obs_scale must hold one whole number from 1 "
+                    f"to 255 per observation value ({dims[0]}), got {scale!r}",
+                    where="wrappers")
+            scale = tuple(float(x) for x in scale)
+        return (*dims, scale)
 
     def _build(self) -> gym.Env:
         try:

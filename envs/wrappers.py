@@ -36,6 +36,10 @@ class MiniGridFlatObs(gym.ObservationWrapper):
     largest possible value: the last object index, the last colour index, and 3 (door
     states 0-2, directions 0-3). What the agent carries is not encoded, but a picked-up
     key is gone from the grid.
+
+    ``obs_scale`` says how compactly the observations store: every value is
+    ``k / obs_scale[i]`` for a whole ``k`` from 0 to ``obs_scale[i]``, so a replay
+    buffer can keep one byte per value and decode it exactly.
     """
 
     def __init__(self, env: gym.Env) -> None:
@@ -52,6 +56,7 @@ class MiniGridFlatObs(gym.ObservationWrapper):
             [max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), 3], dtype=np.float32
         )
         width, height, channels = self.env.observation_space["image"].shape
+        self.obs_scale = np.tile(self._scale, width * height)
         self.observation_space = gym.spaces.Box(
             0.0, 1.0, (width * height * channels,), dtype=np.float32
         )
