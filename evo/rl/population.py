@@ -167,7 +167,8 @@ class _Setup(NamedTuple):
     obs_scale: tuple[float, ...] | None = None  # replay stores obs * scale as bytes
 
 
-def _obs_codec(setup: _Setup) -> tuple[Callable, Callable, Any]:
+@cache
+def _obs_codec(obs_scale: tuple[float, ...] | None) -> tuple[Callable, Callable, Any]:
     """How the replay buffer stores observations: ``(encode, decode, dtype)``.
 
     Float32 as they are, or, for an environment whose values are ``k / n`` with whole
@@ -175,9 +176,9 @@ def _obs_codec(setup: _Setup) -> tuple[Callable, Callable, Any]:
     4x less memory. Decoding looks ``k`` up in a table of ``float32(k / n)`` computed
     by numpy, bit-identical to the observation (dividing in XLA is not: it turns a
     division by a constant into a multiplication by its reciprocal)."""
-    if setup.obs_scale is None:
+    if obs_scale is None:
         return (lambda o: o), (lambda o: o), jnp.float32
-    scale = np.asarray(setup.obs_scale, np.float32)
+    scale = np.asarray(obs_scale, np.float32)
     levels = int(scale.max()) + 1
     table = (np.arange(levels, dtype=np.float32)[None, :] / scale[:, None]).astype(np.float32)
     base = np.arange(len(scale), dtype=np.int32) * levels
@@ -196,7 +197,7 @@ def _init(setup: _Setup, seed: jax.Array, obs: jax.Array, env_state: Any) -> Age
     key, k_net = jax.random.split(key)
     params = init_mlp(k_net, (setup.obs_dim, *setup.config.hidden, setup.n_actions))
     cap = setup.capacity
-    dtype = _obs_codec(setup)[2]
+    dtype = _obs_codec(setup.obs_scale)[2]
     buffer = Buffer(jnp.zeros((cap, setup.obs_dim), dtype), jnp.zeros(cap, jnp.int32),
                     jnp.zeros(cap), jnp.zeros((cap, setup.obs_dim), dtype), jnp.zeros(cap))
     zero = jnp.zeros((), jnp.int32)
@@ -241,7 +242,7 @@ def _record(setup: _Setup, agent: Agent, action, reward, next_obs, reset_obs, te
     live = agent.active
     pos = agent.steps % setup.capacity
     b = agent.buffer
-    encode = _obs_codec(setup)[0]
+    encode = _obs_codec(setup.obs_scale)[0]
     buffer = Buffer(b.obs.at[pos].set(encode(agent.obs)), b.action.at[pos].set(action),
                     b.reward.at[pos].set(reward), b.next_obs.at[pos].set(encode(next_obs)),
                     b.terminal.at[pos].set(terminal.astype(jnp.float32)))
@@ -268,7 +269,7 @@ def _learn(setup: _Setup, agent: Agent, code: dict, batch_u: jax.Array, draws: j
     size = jnp.maximum(agent.size, 1)
     idx = jnp.minimum((batch_u * size).astype(jnp.int32), size - 1)
     b = agent.buffer
-    decode = _obs_codec(setup)[1]
+    decode = _obs_codec(setup.obs_scale)[1]
     s, a, r, s2, term = (decode(b.obs[idx]), b.action[idx], b.reward[idx],
                          decode(b.next_obs[idx]), b.terminal[idx])
     discount = cfg.gamma * (1.0 - term)

@@ -500,3 +500,30 @@ def test_a_missing_dependency_becomes_an_env_error(monkeypatch):
         EnvError, match=r"'LunarLander' needs a package that is not installed.*box2d"
     ):
         envs.get("LunarLander").make()
+
+
+def test_minigrid_declares_its_observation_codes_and_a_bad_declaration_is_refused():
+    spec = envs.get("MiniGrid-Empty-5x5")
+    scale = np.asarray(spec.obs_scale, np.float32)
+    assert scale.shape == (spec.obs_dim,) and envs.get("CartPole").obs_scale is None
+    env = spec.make(0)
+    try:
+        obs = env.reset(seed=0)[0]
+        codes = obs * scale
+        assert np.array_equal(codes, np.round(codes)) and codes.max() <= 255
+        assert np.array_equal((np.round(codes).astype(np.uint8) / scale).astype(np.float32), obs)
+    finally:
+        env.close()
+
+    class HalfCodes(gym.ObservationWrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.obs_scale = np.full(env.observation_space.shape, 2.5)
+
+        def observation(self, observation):
+            return observation
+
+    bad = EnvSpec("bad-codes", "MiniGrid-Empty-5x5-v0", 0, 1, Budget(steps=100), "minigrid",
+                  100, wrappers=(envs.MiniGridFlatObs, HalfCodes))
+    with pytest.raises(EnvError, match="obs_scale must hold one whole number"):
+        _ = bad.obs_scale
