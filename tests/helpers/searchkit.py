@@ -100,19 +100,37 @@ def check_consistent(store: RunStore, trials: int) -> dict[str, int]:
 
 
 class BatchEvaluator(Evaluator):
-    """The test evaluator, with ``evaluate_batch``: logs each batch's size."""
+    """The test evaluator, with ``evaluate_batch``: logs each batch's size, and each
+    candidate evaluated on its own (a lone candidate goes as a plain task)."""
+
+    batching = False  # inside evaluate_batch (a worker runs one task at a time)
+
+    def __call__(self, program, budget_scale: float = 1.0) -> dict:
+        if not self.batching:
+            with open(self.log + ".plain", "a") as f:
+                f.write("1\n")
+        return super().__call__(program, budget_scale)
 
     def evaluate_batch(self, programs, budget_scale: float = 1.0) -> list:
         with open(self.log + ".batches", "a") as f:
             f.write(f"{len(programs)}\n")
         out = []
-        for p in programs:
-            try:
-                out.append(self(p, budget_scale))
-            except ValueError as err:  # as an evaluator would: this one fails, not all
-                out.append({"status": "error", "fitness": 0.0, "reason": str(err)})
+        self.batching = True
+        try:
+            for p in programs:
+                try:
+                    out.append(self(p, budget_scale))
+                except ValueError as err:  # as an evaluator would: this one fails, not all
+                    out.append({"status": "error", "fitness": 0.0, "reason": str(err)})
+        finally:
+            self.batching = False
         return out
 
     def batches(self) -> list[int]:
         path = Path(self.log + ".batches")
         return [int(x) for x in path.read_text().split()] if path.exists() else []
+
+    def plain(self) -> int:
+        """Candidates evaluated outside a batch."""
+        path = Path(self.log + ".plain")
+        return len(path.read_text().split()) if path.exists() else 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import select
 import signal
 import sqlite3
 import subprocess
@@ -45,6 +46,7 @@ DRIVER = textwrap.dedent("""
 
     path, log, trials = sys.argv[1], sys.argv[2], int(sys.argv[3])
     fec = FEC()
+    print("imported", flush=True)  # the kill delay counts from here (see the test)
 
     def evaluate(program):
         h = int(hashlib.blake2b(formula(program).encode(), digest_size=8).hexdigest(), 16)
@@ -120,14 +122,19 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
         if kills == KILLS:
             break
         cmd = [sys.executable, str(driver), str(path), str(log), str(target)]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
                                 start_new_session=True)  # its own process group
+        # The random delay counts from the end of the driver's imports, which take
+        # 0.3 s on a quiet machine but several seconds on a loaded one, where a delay
+        # from the start would kill every start before its first trial.
+        wait_for_line(proc, "imported", timeout=120)
         time.sleep(rng.uniform(0.2, 1.5))
         if proc.poll() is not None:
             # A fast machine finished the run between kills: extend the target and go
             # on (a resumed run may raise its target), so that every kill counted below
             # hit an unfinished run.
             assert proc.returncode == 0
+            proc.stdout.close()
             target += EXTEND
             continue
         kill_group(proc)  # the driver and its workers
@@ -150,10 +157,20 @@ def test_sigkill_the_driver_at_random_moments_and_resume(tmp_path):
           f"re-done per kill={redone_per_kill} (worst {max(redone_per_kill)})")
 
 
+def wait_for_line(proc: subprocess.Popen, line: str, timeout: float) -> None:
+    """Read ``proc``'s stdout until ``line``; fail after ``timeout`` seconds."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    assert ready, f"the driver printed nothing in {timeout:g} s"
+    got = proc.stdout.readline().decode().strip()
+    assert got == line, f"the driver printed {got!r} instead of {line!r}"
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL a driver and its workers; wait until none is left."""
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(30)
+    if proc.stdout is not None:
+        proc.stdout.close()
     deadline = time.monotonic() + 10
     while group_alive(proc.pid):
         assert time.monotonic() < deadline, "the driver's processes survived SIGKILL"

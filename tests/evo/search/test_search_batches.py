@@ -30,8 +30,12 @@ def test_batches_form_run_on_one_worker_and_record_each_trial(tmp_path):
         Search(algo, store, pool, trials, batch_size=8).run()
     counts = check_consistent(store, trials)
     sizes = ev.batches()
-    assert sum(sizes) == counts["done"] + counts["failed"] == len(ev.lines())
+    # Every evaluation ran once, in a batch or, for a lone candidate (the run's last, or
+    # a duplicate re-issued after its twin failed: timing decides), as a plain task.
+    evaluated = counts["done"] + counts["failed"]
+    assert sum(sizes) + ev.plain() == evaluated == len(ev.lines())
     assert max(sizes) == 8 and len(sizes) < counts["done"]  # batched, not one by one
+    assert sum(sizes) >= 0.8 * evaluated, (sizes, ev.plain())
     assert counts["failed"] > 0  # a failing member fails alone
     failed = [json.loads(r[0]) for r in store.db.execute(
         "SELECT result FROM trials WHERE status='failed'")]
