@@ -58,9 +58,10 @@ def main() -> None:
                     help="take [evaluator.agent] from this run config (default: the runs' "
                          "64-64 agent)")
     ap.add_argument("--no-references", action="store_true",
-                    help="leave out DQN, DDQN and DQNReg (an agent trains the same alone or "
-                         "in a batch, so their scores from an earlier run with the same "
-                         "seeds and agent still hold)")
+                    help="leave out DQN, DDQN and DQNReg, to compare with their scores from an "
+                         "earlier run with the same seeds and agent (statistically: a "
+                         "different batch can round an agent's updates differently, "
+                         "docs/population.md)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     programs = _runs(args.run)
