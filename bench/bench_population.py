@@ -23,6 +23,11 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              buffer) against the numpy trainer, and MiniGrid's own step with
              MiniGridFlatObs against minigrid's FullyObsWrapper (~6 min; each
              trainer figure is one run, not a median; the env steps a median of 3)
+  fma        the cost of batch independence: agent-steps/s compiled without fused
+             multiply-add (the default, evo/rl/xla_flags.py) against with it
+             (EVO_XLA_FMA=on), fresh processes alternating, median of 3 (~10 min)
+  minigrid_port  MiniGrid-Empty-5x5 through its compiled navix port against the host,
+             32 DQN agents (64-64), agent-steps/s, alternating, median of 3 (~6 min)
   compile    the share of evaluation time spent tracing and compiling in a real search:
              `evo run --preset from-scratch` for 12 minutes with an empty compilation
              cache, then the same run again with the cache the first one filled (what
@@ -377,6 +382,44 @@ def section_host(k: int = 32) -> dict:
     return out
 
 
+def section_minigrid_port(k: int = 32, steps: int = 3_000, reps: int = 3) -> dict:
+    """MiniGrid-Empty-5x5 through its compiled navix port against the same env stepped
+    on the host (the port disabled), K DQN agents (64-64), agent-steps/s, alternating,
+    median of ``reps``; compile time reported separately (first call minus warm)."""
+    from evo.rl import population
+
+    spec = envs.get("MiniGrid-Empty-5x5")
+    config = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500)
+    real_port_for = population.port_for
+
+    def rate(compiled: bool, rep: int) -> tuple[float, float]:
+        population.port_for = real_port_for if compiled else (lambda s: None)
+        try:
+            t0 = time.perf_counter()
+            runs = train_population([builtin("dqn")] * k, spec,
+                                    [rep * 1000 + i for i in range(k)], config,
+                                    envs.Budget(steps=steps))
+            seconds = time.perf_counter() - t0
+        finally:
+            population.port_for = real_port_for
+        return sum(r.steps for r in runs) / seconds, seconds
+
+    out: dict = {"env": spec.id, "agents": k, "steps_per_agent": steps, "reps": reps}
+    firsts = {c: rate(c, 99)[1] for c in (True, False)}
+    got: dict = {True: [], False: []}
+    for rep in range(reps):
+        for compiled in ((True, False) if rep % 2 == 0 else (False, True)):
+            got[compiled].append(rate(compiled, rep))
+    for compiled, label in ((True, "port"), (False, "host")):
+        rates = [r for r, _ in got[compiled]]
+        warm = statistics.median(s for _, s in got[compiled])
+        out[label] = {"agent_steps_per_s": statistics.median(rates), "reps": rates,
+                      "compile_seconds": firsts[compiled] - warm}
+        print(f"  {label}: {out[label]}", flush=True)
+    out["port_over_host"] = out["port"]["agent_steps_per_s"] / out["host"]["agent_steps_per_s"]
+    return out
+
+
 def compile_share(store_path: str | Path) -> dict:
     """A run store's recorded compile time against its evaluation time."""
     from evo.search.store import RunStore
@@ -411,10 +454,56 @@ def section_compile(hours: float = 0.2) -> dict:
     return out
 
 
+FMA_PLANS = (("64-64", SMALL, 32, 5000), ("256-256", PAPER, 8, 3000),
+             ("256-256", PAPER, 32, 1500))
+
+
+def _fma_rates() -> dict:
+    """In a fresh process: each FMA_PLANS rate after a warm-up call (which compiles:
+    the same budget, since the step budget sizes the compiled replay buffer)."""
+    rates = {}
+    for label, config, k, steps in FMA_PLANS:
+        _population_rate(k, config, steps, 99)
+        rates[f"{label} K={k}"] = _population_rate(k, config, steps, 0)[0]
+    return rates
+
+
+def section_fma(reps: int = 3) -> dict:
+    """Agent-steps/s of DQN on CartPole compiled without FMA (the default, batch-
+    independent: evo/rl/xla_flags.py) and with it (EVO_XLA_FMA=on). XLA reads the flag
+    when a process starts, so each measurement is a fresh process, alternating."""
+    import subprocess
+
+    variants = {"no_fma": {}, "fma": {"EVO_XLA_FMA": "on"}}
+    code = ("import json, sys; sys.path.insert(0, 'bench'); import bench_population as b; "
+            "b.pin(); print('RATES', json.dumps(b._fma_rates()))")
+    got: dict = {v: [] for v in variants}
+    for rep in range(reps):
+        for v in (variants if rep % 2 == 0 else reversed(list(variants))):
+            env = dict(os.environ, **variants[v])
+            proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, check=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RATES "))
+            got[v].append(json.loads(line[len("RATES "):]))
+            print(f"  rep {rep} {v}: {got[v][-1]}", flush=True)
+    out: dict = {"reps": reps, "plans": {}}
+    for label, _, k, steps in FMA_PLANS:
+        key = f"{label} K={k}"
+        med = {v: statistics.median(r[key] for r in got[v]) for v in variants}
+        out["plans"][key] = {"steps_per_agent": steps,
+                             "no_fma_agent_steps_per_s": med["no_fma"],
+                             "fma_agent_steps_per_s": med["fma"],
+                             "no_fma_over_fma": med["no_fma"] / med["fma"],
+                             "no_fma_reps": [r[key] for r in got["no_fma"]],
+                             "fma_reps": [r[key] for r in got["fma"]]}
+    return out
+
+
 SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
-            "host": section_host, "compile": section_compile}
+            "host": section_host, "compile": section_compile, "fma": section_fma,
+            "minigrid_port": section_minigrid_port}
 
 
 def main() -> None:

@@ -59,9 +59,9 @@ def main() -> None:
                          "64-64 agent)")
     ap.add_argument("--no-references", action="store_true",
                     help="leave out DQN, DDQN and DQNReg, to compare with their scores from an "
-                         "earlier run with the same seeds and agent (statistically: a "
-                         "different batch can round an agent's updates differently, "
-                         "docs/population.md)")
+                         "earlier run with the same seeds and agent (an agent trains the "
+                         "same in any batch since the trainer compiles without FMA; runs "
+                         "made before 2026-12-06 compiled with it, docs/population.md)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     programs = _runs(args.run)

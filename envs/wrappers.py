@@ -44,7 +44,6 @@ class MiniGridFlatObs(gym.ObservationWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         # minigrid is imported here, not at module level, so that `import envs` stays fast.
-        from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
         from minigrid.minigrid_env import MiniGridEnv
         from minigrid.wrappers import FullyObsWrapper
 
@@ -52,14 +51,21 @@ class MiniGridFlatObs(gym.ObservationWrapper):
             raise _error(f"MiniGridFlatObs wraps MiniGrid environments, got {env.unwrapped}")
         super().__init__(FullyObsWrapper(env))
         _skip_partial_view(env.unwrapped)
-        self._scale = np.array(
-            [max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), 3], dtype=np.float32
-        )
+        self._scale = self.channel_scale()
         width, height, channels = self.env.observation_space["image"].shape
         self.obs_scale = np.tile(self._scale, width * height)
         self.observation_space = gym.spaces.Box(
             0.0, 1.0, (width * height * channels,), dtype=np.float32
         )
+
+    @staticmethod
+    def channel_scale() -> np.ndarray:
+        """What each channel is divided by: the last object index, the last colour
+        index, and 3 (the largest state or direction)."""
+        from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
+
+        return np.array([max(OBJECT_TO_IDX.values()), max(COLOR_TO_IDX.values()), 3],
+                        dtype=np.float32)
 
     def observation(self, observation):
         return (observation["image"] / self._scale).astype(np.float32, copy=False).reshape(-1)

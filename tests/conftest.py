@@ -32,3 +32,8 @@ else:
 # has its own tests (tests/evo/rl/), including a search that batches candidates
 # through it; they ask for it by name.
 os.environ.setdefault("EVO_TRAINER", "numpy")
+
+# The population trainer's XLA flag (no fused multiply-add: evo/rl/xla_flags.py) only
+# takes effect if it is set before JAX starts; some test modules import gymnax, which
+# starts it, so the flag is set here, before any test module loads.
+import evo.rl  # noqa: E402,F401

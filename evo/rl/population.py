@@ -44,6 +44,11 @@ from graphs.core.program import Program
 
 CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
 OK, NAN = 0, 1
+# The fewest agents a batch compiles for. XLA:CPU picks its matmul and reduction kernels
+# by size, and below 8 agents it picked kernels that round differently (measured: DQN,
+# 64-64, parameters 6e-8 apart between 2 and 8 agents, equal from 8 to 32): padding
+# every batch to 8 keeps an agent's numbers the same alone and in any batch.
+MIN_AGENTS = 8
 
 
 def _use_compilation_cache() -> None:
@@ -408,11 +413,14 @@ def train_population(
     seeds = [int(s) for s in seeds]
     requested = len(seeds)
     port = port_for(spec)
-    if port is not None and requested:
-        # Pad the population to a bucket size with copies of the last agent (which
-        # finish with it), so that a search compiles a few shapes instead of one per
-        # number of survivors; host-stepped envs are not padded (their steps cost).
-        extra = bucket_size(requested) - requested
+    if requested:
+        # Pad the population with copies of the last agent, which finish with it: on a
+        # compiled port to a bucket size, so that a search compiles a few shapes instead
+        # of one per number of survivors; on the host (whose steps cost) only up to
+        # MIN_AGENTS, the copies idle. Never fewer than MIN_AGENTS: XLA compiles small
+        # batches into other kernels, which round differently (docs/population.md).
+        extra = (bucket_size(requested) if port is not None
+                 else max(MIN_AGENTS, requested)) - requested
         programs = list(programs) + [programs[-1]] * extra
         seeds = seeds + [seeds[-1]] * extra
     k = len(seeds)
@@ -449,6 +457,8 @@ def train_population(
         env_state = jnp.zeros(k)
     # Compiled, so that every field is a buffer of its own (the chunks donate them).
     agents = jax.jit(jax.vmap(partial(_init, setup)))(seeds_arr, obs, env_state)
+    if port is None and k > requested:  # idle copies: never stepped, never learn
+        agents = agents._replace(active=agents.active.at[requested:].set(False))
 
     t = 0
     timed_out = False
@@ -476,11 +486,9 @@ def train_population(
 
 
 def bucket_size(k: int) -> int:
-    """The population size ``k`` agents are padded to: a power of two up to 8, then a
-    multiple of 8 (at most 7 padded agents, and at most 2x for tiny populations)."""
-    if k <= 8:
-        return 1 << max(0, (k - 1).bit_length())
-    return -(-k // 8) * 8
+    """The population size ``k`` agents are padded to: a multiple of 8, at least
+    :data:`MIN_AGENTS` (at most 7 padded agents)."""
+    return max(MIN_AGENTS, -(-k // 8) * 8)
 
 
 def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool

@@ -24,10 +24,15 @@ CartPole-v1 episode still parts from gymnasium after ~300 steps, from single-ulp
 differences between XLA's and numpy's sin/cos. CartPole-v1 is in the port table but
 not registered (the registry's CartPole is v0); it is checked through an unregistered
 spec of its own.
+
+MiniGrid's Empty rooms run on navix behind the registered env's observation and reward
+(``evo.rl.ports.NavixMiniGrid``); they are deterministic, so whole episodes are played
+free-running from reset on both sides and compared exactly, every step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -169,7 +174,13 @@ def test_a_port_can_be_a_static_argument_of_the_compiled_trainer(name):
 
 def test_environments_without_a_port_are_stepped_on_the_host():
     assert port_for(envs.get("LunarLander")) is None
-    assert port_for(envs.get("MiniGrid-Empty-5x5")) is None  # wrapped: encoded observations
+    # moving obstacles and random starts draw from minigrid's own random stream
+    assert port_for(envs.get("MiniGrid-Dynamic-Obstacles-5x5")) is None
+    assert port_for(envs.get("MiniGrid-Empty-Random-5x5")) is None
+    grid = envs.get("MiniGrid-Empty-5x5")
+    assert port_for(grid) is not None
+    # the port reproduces MiniGridFlatObs, and only that
+    assert port_for(dataclasses.replace(grid, wrappers=())) is None
     wrapped = EnvSpec("CP", "CartPole-v0", 0, 200, Budget(episodes=1), "classic", 1_000,
                       wrappers=(gym.wrappers.ClipReward,))
     assert port_for(wrapped) is None
@@ -286,3 +297,61 @@ def test_reset_draws_from_gymnasiums_initial_distribution(name):
             assert ks_2samp(ours[:, j], theirs[:, j]).pvalue > 1e-3, FIELDS[name][j]
             assert ours[:, j].min() < low + 0.01 * (high - low)
             assert ours[:, j].max() > high - 0.01 * (high - low)
+
+
+# -- MiniGrid (navix) --------------------------------------------------------------------
+MINIGRID = ["MiniGrid-Empty-5x5", "MiniGrid-Empty-6x6", "MiniGrid-Empty-8x8"]
+
+
+def _toward_goal(env: gym.Env) -> int:
+    """Empty rooms: go east along the top row, then south to the goal in the corner."""
+    grid = env.unwrapped
+    x, _ = grid.agent_pos
+    heading = 0 if x < grid.width - 2 else 1  # 0 east, 1 south
+    return 2 if grid.agent_dir == heading else 1  # forward, or turn right
+
+
+@pytest.mark.parametrize("name", MINIGRID)
+def test_a_minigrid_port_plays_minigrids_episodes_bit_for_bit(name):
+    """Free-running from reset with the same actions (all 7, the no-ops included), the
+    navix port gives minigrid's observation (MiniGridFlatObs), reward, termination and
+    truncation exactly, over episodes that reach the goal and episodes that time out."""
+    spec = envs.get(name)
+    port = port_for(spec)
+    env = spec.make(0)
+    assert port.env.num_actions == spec.n_actions == env.action_space.n
+    assert port.max_steps == env.unwrapped.max_steps
+    reset = jax.jit(lambda key: port.env.reset_env(key, port.params))
+
+    def step(state, action):
+        obs, nxt, reward, terminal, _ = port.env.step_env(jax.random.PRNGKey(0), state,
+                                                          action, port.params)
+        return obs, nxt, reward, terminal, port.env.is_truncated(nxt, port.params)
+
+    step = jax.jit(step)
+    rng = np.random.default_rng(0)
+    ends, goal_rewards = [0, 0], set()
+    try:
+        for episode in range(6):
+            obs, _ = env.reset(seed=episode)
+            p_obs, state = reset(jax.random.PRNGKey(episode))
+            assert p_obs.dtype == np.float32 and np.array_equal(np.asarray(p_obs), obs)
+            greedy = episode % 2 == 0
+            for t in range(port.max_steps):
+                action = (_toward_goal(env) if greedy and rng.random() < 0.7
+                          else int(rng.integers(spec.n_actions)))
+                obs, reward, terminated, truncated, _ = env.step(action)
+                p_obs, state, p_reward, p_term, p_trunc = step(state, jnp.int32(action))
+                assert np.array_equal(np.asarray(p_obs), obs), (episode, t, action)
+                assert float(p_reward) == float(np.float32(reward)), (episode, t)
+                assert (bool(p_term), bool(p_trunc)) == (terminated, truncated), (episode, t)
+                if terminated or truncated:
+                    ends[0] += terminated
+                    ends[1] += truncated and not terminated
+                    if reward > 0:
+                        goal_rewards.add(float(reward))
+                    break
+    finally:
+        env.close()
+    assert ends[0] >= 3 and ends[1] >= 1  # both kinds of episode end were compared
+    assert len(goal_rewards) >= 2  # minigrid's time penalty, at several step counts
