@@ -28,6 +28,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              (EVO_XLA_FMA=on), fresh processes alternating, median of 3 (~10 min)
   minigrid_port  MiniGrid-Empty-5x5 through its compiled navix port against the host,
              32 DQN agents (64-64), agent-steps/s, alternating, median of 3 (~6 min)
+  groups     every compiled call over one group of 8 agents (the default) against one
+             call over the whole batch: CartPole DQN, 64-64 K=32 and 128, 256-256 K=32,
+             alternating, median of 3 (~10 min)
   compile    the share of evaluation time spent tracing and compiling in a real search:
              `evo run --preset from-scratch` for 12 minutes with an empty compilation
              cache, then the same run again with the cache the first one filled (what
@@ -382,6 +385,42 @@ def section_host(k: int = 32) -> dict:
     return out
 
 
+GROUP_PLANS = (("64-64", SMALL, 32, 5000), ("64-64", SMALL, 128, 2000),
+               ("256-256", PAPER, 32, 1500))
+
+
+def section_groups(reps: int = 3) -> dict:
+    """Agent-steps/s of DQN on CartPole with every compiled call over one group of 8
+    agents (population.GROUP, the default: batch-independent rounding) against one
+    call over the whole batch (GROUP = K), alternating, median of ``reps``, compile
+    time excluded (a warm-up call first)."""
+    from evo.rl import population
+
+    default = population.GROUP
+    out: dict = {"reps": reps, "plans": {}}
+    try:
+        for label, config, k, steps in GROUP_PLANS:
+            got: dict = {default: [], k: []}
+            for group in got:
+                population.GROUP = group
+                _population_rate(k, config, steps, 99)
+            for rep in range(reps):
+                for group in (list(got) if rep % 2 == 0 else list(got)[::-1]):
+                    population.GROUP = group
+                    got[group].append(_population_rate(k, config, steps, rep)[0])
+            entry = {"steps_per_agent": steps,
+                     f"groups_of_{default}_agent_steps_per_s": statistics.median(got[default]),
+                     "one_call_agent_steps_per_s": statistics.median(got[k]),
+                     f"groups_of_{default}_reps": got[default], "one_call_reps": got[k]}
+            entry["groups_over_one_call"] = (entry[f"groups_of_{default}_agent_steps_per_s"]
+                                             / entry["one_call_agent_steps_per_s"])
+            out["plans"][f"{label} K={k}"] = entry
+            print(f"  {label} K={k}: {entry}", flush=True)
+    finally:
+        population.GROUP = default
+    return out
+
+
 def section_minigrid_port(k: int = 32, steps: int = 3_000, reps: int = 3) -> dict:
     """MiniGrid-Empty-5x5 through its compiled navix port against the same env stepped
     on the host (the port disabled), K DQN agents (64-64), agent-steps/s, alternating,
@@ -503,7 +542,7 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
             "host": section_host, "compile": section_compile, "fma": section_fma,
-            "minigrid_port": section_minigrid_port}
+            "minigrid_port": section_minigrid_port, "groups": section_groups}
 
 
 def main() -> None:

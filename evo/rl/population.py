@@ -8,8 +8,10 @@ online network, take an Adam step, and copy the online network into the target
 network every ``target_update_period`` updates.
 
 Every agent has its own program, networks, Adam state, replay buffer, environment
-and random streams; nothing is shared across the population axis, so an agent's
-results do not depend on which other agents share its batch. Environments with a
+and random streams; nothing is shared across the population axis, and every compiled
+call runs one group of :data:`GROUP` agents, compiled without fused multiply-add
+(:mod:`evo.rl.xla_flags`), so an agent's results do not depend, to the last bit, on
+which other agents share its batch. Environments with a
 compiled port (:mod:`evo.rl.ports`) run inside the compiled loop; any other
 environment is stepped on the host and feeds the same compiled update.
 """
@@ -44,11 +46,12 @@ from graphs.core.program import Program
 
 CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
 OK, NAN = 0, 1
-# The fewest agents a batch compiles for. XLA:CPU picks its matmul and reduction kernels
-# by size, and below 8 agents it picked kernels that round differently (measured: DQN,
-# 64-64, parameters 6e-8 apart between 2 and 8 agents, equal from 8 to 32): padding
-# every batch to 8 keeps an agent's numbers the same alone and in any batch.
-MIN_AGENTS = 8
+# Agents per compiled call. XLA:CPU picks its matmul and reduction kernels by size, and
+# for different sizes it picked kernels that round differently (measured with DQN at
+# 64-64: parameters 6e-8 apart between 2 and 8 agents on CartPole, 2e-7 between 16 and
+# 24 on MiniGrid-Empty-5x5); every call over one group of this size keeps an agent's
+# numbers the same alone and in any batch (docs/population.md).
+GROUP = 8
 
 
 def _use_compilation_cache() -> None:
@@ -353,6 +356,20 @@ def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.
 
 
 @partial(jax.jit, static_argnums=(0,))
+def _reset_all(setup: _Setup, seeds: jax.Array):
+    """The compiled port's first observation and state for each seed."""
+    port = setup.port
+    return jax.vmap(lambda s: port.env.reset_env(
+        jax.random.fold_in(jax.random.PRNGKey(s), 1), port.params))(seeds)
+
+
+@partial(jax.jit, static_argnums=(0,))
+def _init_all(setup: _Setup, seeds: jax.Array, obs: jax.Array, env_state: Any) -> Agent:
+    # Compiled, so that every field is a buffer of its own (the chunks donate them).
+    return jax.vmap(partial(_init, setup))(seeds, obs, env_state)
+
+
+@partial(jax.jit, static_argnums=(0,))
 def _act_all(setup: _Setup, agents: Agent, t: jax.Array):
     def one(agent):
         key, k_noise = jax.random.split(agent.key)
@@ -414,13 +431,10 @@ def train_population(
     requested = len(seeds)
     port = port_for(spec)
     if requested:
-        # Pad the population with copies of the last agent, which finish with it: on a
-        # compiled port to a bucket size, so that a search compiles a few shapes instead
-        # of one per number of survivors; on the host (whose steps cost) only up to
-        # MIN_AGENTS, the copies idle. Never fewer than MIN_AGENTS: XLA compiles small
-        # batches into other kernels, which round differently (docs/population.md).
-        extra = (bucket_size(requested) if port is not None
-                 else max(MIN_AGENTS, requested)) - requested
+        # Pad the population with copies of the last agent to whole groups of GROUP
+        # agents; on a compiled port the copies train (and finish with it), on the
+        # host (whose steps cost) they idle.
+        extra = bucket_size(requested) - requested
         programs = list(programs) + [programs[-1]] * extra
         seeds = seeds + [seeds[-1]] * extra
     k = len(seeds)
@@ -445,31 +459,45 @@ def train_population(
                    (config.epsilon_end - config.epsilon_start) / decay, capacity,
                    spec.obs_scale)
 
-    seeds_arr = jnp.asarray(seeds, jnp.uint32)
-    if port is not None:
-        reset = jax.vmap(lambda s: port.env.reset_env(
-            jax.random.fold_in(jax.random.PRNGKey(s), 1), port.params))
-        obs, env_state = reset(seeds_arr)
-    else:
-        obs = jnp.asarray(np.stack([e.reset(seed=s)[0] for e, s in zip(host_envs, seeds)]))
+    if port is None:
         for env, s in zip(host_envs, seeds):
             env.action_space.seed(s)
-        env_state = jnp.zeros(k)
-    # Compiled, so that every field is a buffer of its own (the chunks donate them).
-    agents = jax.jit(jax.vmap(partial(_init, setup)))(seeds_arr, obs, env_state)
-    if port is None and k > requested:  # idle copies: never stepped, never learn
-        agents = agents._replace(active=agents.active.at[requested:].set(False))
+    # Every compiled call takes one group of GROUP agents: XLA:CPU picks its kernels by
+    # size, so a call over the whole batch rounded differently for different batch
+    # sizes; groups of one size compute every agent's numbers the same in any batch.
+    groups, group_codes, group_envs = [], [], []
+    for lo in range(0, k, GROUP):
+        part = slice(lo, lo + GROUP)
+        seeds_arr = jnp.asarray(seeds[part], jnp.uint32)
+        if port is not None:
+            obs, env_state = _reset_all(setup, seeds_arr)
+        else:
+            group_envs.append(host_envs[part])
+            obs = jnp.asarray(np.stack([e.reset(seed=s)[0]
+                                        for e, s in zip(host_envs[part], seeds[part])]))
+            env_state = jnp.zeros(GROUP)
+        agents = _init_all(setup, seeds_arr, obs, env_state)
+        if port is None and lo + GROUP > requested:  # idle copies: never stepped
+            idle = np.arange(lo, lo + GROUP) >= requested
+            agents = agents._replace(active=agents.active & jnp.asarray(~idle))
+        groups.append(agents)
+        group_codes.append({name: v[part] for name, v in codes.items()})
 
     t = 0
     timed_out = False
     next_progress = 1000
-    while bool(agents.active.any()):
+    while any(bool(g.active.any()) for g in groups):
+        # a group whose agents have all finished is not run again
+        live = [i for i, g in enumerate(groups) if bool(g.active.any())]
         if port is not None:
-            agents = _run_chunk(setup, agents, codes, CHUNK, jnp.int32(t))
+            for i in live:
+                groups[i] = _run_chunk(setup, groups[i], group_codes[i], CHUNK,
+                                       jnp.int32(t))
             t += CHUNK
         else:
-            agents = _host_chunk(setup, agents, codes, host_envs, t,
-                                 t + 1 >= config.learning_starts)
+            for i in live:
+                groups[i] = _host_chunk(setup, groups[i], group_codes[i], group_envs[i], t,
+                                        t + 1 >= config.learning_starts)
             t += 1
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             timed_out = True
@@ -477,6 +505,7 @@ def train_population(
         if on_progress is not None and t >= next_progress:
             on_progress(t, max_steps)
             next_progress = t + 1000
+    agents = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *groups)
     if host_envs is not None:
         for env in host_envs:
             env.close()
@@ -486,9 +515,9 @@ def train_population(
 
 
 def bucket_size(k: int) -> int:
-    """The population size ``k`` agents are padded to: a multiple of 8, at least
-    :data:`MIN_AGENTS` (at most 7 padded agents)."""
-    return max(MIN_AGENTS, -(-k // 8) * 8)
+    """The population size ``k`` agents are padded to: whole groups of :data:`GROUP`
+    (at most ``GROUP − 1`` padded agents)."""
+    return max(GROUP, -(-k // GROUP) * GROUP)
 
 
 def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool

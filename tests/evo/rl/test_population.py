@@ -173,8 +173,8 @@ def test_a_host_step_does_not_move_the_replay_buffers(monkeypatch):
     config = DQNConfig(hidden=(8,), learning_starts=20, batch_size=4, buffer_size=5_000)
     runs = train_population([DQN, DQN], spec, [0, 1], config, Budget(steps=40))
     assert [r.status for r in runs] == ["ok", "ok"]
-    # the batch (two agents padded to MIN_AGENTS): obs + next_obs over 40 steps
-    buffers = population.MIN_AGENTS * 40 * 2 * spec.obs_dim * 4
+    # one group (two agents padded to GROUP): obs + next_obs over 40 steps
+    buffers = population.GROUP * 40 * 2 * spec.obs_dim * 4
     assert len(moved) == 40 and max(moved) < buffers / 10, moved[:3]
 
 
@@ -208,7 +208,7 @@ def test_bucket_sizes_bound_the_shapes_a_search_compiles():
 
     sizes = [bucket_size(k) for k in range(1, 65)]
     assert all(s >= k for k, s in zip(range(1, 65), sizes))
-    # never below 8: small batches compile to other kernels (population.MIN_AGENTS)
+    # whole groups of population.GROUP agents, the size of every compiled call
     assert sorted(set(sizes)) == [8, 16, 24, 32, 40, 48, 56, 64]
     assert all(s - k < 8 for k, s in zip(range(1, 65), sizes))
 
