@@ -10,6 +10,7 @@ host by the same trainer.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -108,8 +109,14 @@ class NavixMiniGrid:
         return state.t >= self.max_steps
 
 
-def _navix(navix_id: str, n_actions: int, max_steps: int) -> Port:
-    return Port(NavixMiniGrid(navix_id, n_actions, max_steps), None, max_steps)
+def _navix(navix_id: str, n_actions: int, max_steps: int) -> Port | None:
+    try:
+        return Port(NavixMiniGrid(navix_id, n_actions, max_steps), None, max_steps)
+    except ImportError as err:  # an environment installed before navix was a dependency
+        warnings.warn(f"{navix_id}: navix is not importable ({err}); MiniGrid steps on the "
+                      "host instead. `pip install -e .` installs it.", RuntimeWarning,
+                      stacklevel=3)
+        return None
 
 
 PORTS = {
@@ -140,6 +147,6 @@ def port_for(spec: EnvSpec) -> Port | None:
 
 
 @cache
-def _port(gym_id: str) -> Port:
+def _port(gym_id: str) -> Port | None:
     # One object per id: compiled functions are cached by the identity of the port.
     return PORTS[gym_id]()

@@ -52,6 +52,8 @@ def configure() -> bool:
 def _backend_started() -> bool:
     try:
         from jax._src import xla_bridge
-    except ImportError:  # no JAX installed: nothing started
+
+        started = xla_bridge.backends_are_initialized
+    except (ImportError, AttributeError):  # no JAX, or a JAX without this probe
         return False
-    return bool(xla_bridge.backends_are_initialized())
+    return bool(started())

@@ -355,3 +355,14 @@ def test_a_minigrid_port_plays_minigrids_episodes_bit_for_bit(name):
         env.close()
     assert ends[0] >= 3 and ends[1] >= 1  # both kinds of episode end were compared
     assert len(goal_rewards) >= 2  # minigrid's time penalty, at several step counts
+
+
+def test_without_navix_minigrid_steps_on_the_host_with_a_warning(monkeypatch):
+    from evo.rl import ports
+
+    def missing(*args):
+        raise ImportError("No module named 'navix'")
+
+    monkeypatch.setattr(ports, "NavixMiniGrid", missing)
+    with pytest.warns(RuntimeWarning, match="navix is not importable.*steps on the host"):
+        assert ports._navix("Navix-Empty-5x5-v0", 7, 100) is None
