@@ -486,9 +486,11 @@ def train_population(
     t = 0
     timed_out = False
     next_progress = 1000
-    while any(bool(g.active.any()) for g in groups):
+    while True:
         # a group whose agents have all finished is not run again
         live = [i for i, g in enumerate(groups) if bool(g.active.any())]
+        if not live:
+            break
         if port is not None:
             for i in live:
                 groups[i] = _run_chunk(setup, groups[i], group_codes[i], CHUNK,
