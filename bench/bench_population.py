@@ -26,8 +26,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   fma        the cost of batch independence: agent-steps/s compiled without fused
              multiply-add (the default, evo/rl/xla_flags.py) against with it
              (EVO_XLA_FMA=on), fresh processes alternating, median of 3 (~10 min)
-  minigrid_port  MiniGrid-Empty-5x5 through its compiled navix port against the host,
-             32 DQN agents (64-64), agent-steps/s, alternating, median of 3 (~6 min)
+  minigrid_port  MiniGrid-Empty-5x5 and LavaGapS5 through their compiled navix ports
+             against the host, 32 DQN agents (64-64), agent-steps/s, alternating,
+             median of 3 (~6 min per env)
   groups     every compiled call over one group of 8 agents (the default) against one
              call over the whole batch: CartPole DQN, 64-64 K=32 and 128, 256-256 K=32,
              alternating, median of 3 (~10 min)
@@ -422,12 +423,22 @@ def section_groups(reps: int = 3) -> dict:
 
 
 def section_minigrid_port(k: int = 32, steps: int = 3_000, reps: int = 3) -> dict:
-    """MiniGrid-Empty-5x5 through its compiled navix port against the same env stepped
-    on the host (the port disabled), K DQN agents (64-64), agent-steps/s, alternating,
-    median of ``reps``; compile time reported separately (first call minus warm)."""
+    """MiniGrid-Empty-5x5 and LavaGapS5 through their compiled navix ports against the
+    same envs stepped on the host, one env after the other."""
+    out: dict = {"agents": k, "steps_per_agent": steps, "reps": reps, "envs": {}}
+    for name in ("MiniGrid-Empty-5x5", "MiniGrid-LavaGapS5"):
+        print(f"  {name}", flush=True)
+        out["envs"][name] = _port_against_host(name, k, steps, reps)
+    return out
+
+
+def _port_against_host(name: str, k: int, steps: int, reps: int) -> dict:
+    """``name`` through its compiled port against the same env stepped on the host (the
+    port disabled), K DQN agents (64-64), agent-steps/s, alternating, median of
+    ``reps``; compile time reported separately (first call minus warm)."""
     from evo.rl import population
 
-    spec = envs.get("MiniGrid-Empty-5x5")
+    spec = envs.get(name)
     config = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500)
     real_port_for = population.port_for
 

@@ -362,6 +362,7 @@ def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -
     if not rows:
         return "no evaluated program yet: nothing to compare"
     program = builtin(baseline)
+    twin = first_twin(store_path, program)
     result = make_evaluator(config).evaluate(program)
     best = rows[0]
     seeds = ", ".join(str(s) for s in config.evaluator.seeds)
@@ -379,9 +380,74 @@ def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -
              f"  {baseline:<8} fitness {result.fitness:.4f}  [{scores(result.scores)}]{status}",
              f"           {describe(program)}",
              "",
+             *_twin_lines(twin, baseline),
+             "",
              f"its family line (trial {best['trial_id']}), from its seed:",
              *lineage_text(path)]
     return "\n".join(lines)
+
+
+class Twin(NamedTuple):
+    """The first trial of a run that trains exactly like a given program."""
+
+    trial: int
+    minutes: float  # wall-clock minutes from the run's first proposal to its proposal
+    trainings: int  # candidates trained before it was proposed (its cost to find)
+    generation: int
+    formula: str
+
+
+def first_twin(store_path: str | os.PathLike[str], program: Any) -> Twin | None:
+    """The first trial (in proposal order) whose training-mode fingerprint equals
+    ``program``'s: the moment a run rediscovered it, e.g. TD for ``builtin("dqn")``.
+
+    Reads the stored fingerprints when the run's FEC ran in training mode; otherwise
+    fingerprints each distinct stored program (once per stored fingerprint)."""
+    from graphs.core.equivalence import FEC
+    from graphs.core.fileformat import loads
+    from graphs.core.render import formula
+
+    fec = FEC("training")
+    target = fec(program)
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        config = stored_config(store)
+        db = store.db
+        if config.fec.mode == "training":
+            row = db.execute("SELECT id, program, generation, proposed_at FROM trials "
+                             "WHERE fingerprint = ? ORDER BY id LIMIT 1", (target,)).fetchone()
+        else:
+            row, seen = None, set()
+            for r in db.execute("SELECT id, program, generation, proposed_at, fingerprint "
+                                "FROM trials ORDER BY id"):
+                if r["fingerprint"] in seen:
+                    continue
+                seen.add(r["fingerprint"])
+                if fec(loads(r["program"])) == target:
+                    row = r
+                    break
+        if row is None:
+            return None
+        t0 = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0]
+        trained = db.execute("SELECT COUNT(*) FROM trials WHERE id < ? AND status IN "
+                             "('done', 'failed')", (row["id"],)).fetchone()[0]
+    except sqlite3.DatabaseError as err:
+        raise store_error(store.path, err) from None
+    finally:
+        _close_quietly(store)
+    return Twin(row["id"], (row["proposed_at"] - t0) / 60, trained, row["generation"],
+                formula(loads(row["program"])))
+
+
+def _twin_lines(twin: Twin | None, baseline: str) -> list[str]:
+    what = "TD (DQN's loss)" if baseline == "dqn" else baseline
+    if twin is None:
+        return [f"{what} not rediscovered: no proposed program trains exactly like it "
+                "(same training-mode fingerprint)"]
+    return [f"{what} rediscovered: trial {twin.trial} (generation {twin.generation}) trains "
+            f"exactly like it (same training-mode fingerprint), proposed "
+            f"{twin.minutes:.1f} min into the run, after {twin.trainings} trainings:",
+            f"           {twin.formula}"]
 
 
 def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progress,
@@ -434,8 +500,10 @@ __all__ = [
     "CandidateEvaluator",
     "ProgressBar",
     "ProgressLines",
+    "Twin",
     "baseline_report",
     "build",
+    "first_twin",
     "make_evaluator",
     "resume",
     "run",

@@ -125,11 +125,16 @@ PORTS = {
     "Acrobot-v1": _acrobot,
     "MountainCar-v0": _mountain_car,
     # MiniGrid ids whose navix twin is proven equivalent (tests/evo/rl/test_ports.py):
-    # the deterministic rooms. Random starts (Empty-Random) and moving obstacles
-    # (Dynamic-Obstacles) draw from other random streams and are stepped on the host.
+    # the deterministic rooms, and LavaGap, whose random layout (the gap's column and
+    # row) navix draws from the same uniform ranges as minigrid and whose steps are
+    # deterministic. Random starts (Empty-Random), moving obstacles (Dynamic-Obstacles)
+    # and the other random layouts draw from distributions navix does not reproduce, and
+    # are stepped on the host.
     "MiniGrid-Empty-5x5-v0": lambda: _navix("Navix-Empty-5x5-v0", 7, 100),
     "MiniGrid-Empty-6x6-v0": lambda: _navix("Navix-Empty-6x6-v0", 7, 144),
     "MiniGrid-Empty-8x8-v0": lambda: _navix("Navix-Empty-8x8-v0", 7, 256),
+    "MiniGrid-LavaGapS5-v0": lambda: _navix("Navix-LavaGapS5-v0", 7, 100),
+    "MiniGrid-LavaGapS6-v0": lambda: _navix("Navix-LavaGapS6-v0", 7, 144),
 }
 # the only wrapper a port reproduces, per id prefix
 _PORT_WRAPPERS = {"MiniGrid-": (MiniGridFlatObs,)}

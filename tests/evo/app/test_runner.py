@@ -264,3 +264,29 @@ def test_candidate_evaluator_never_draws_a_progress_bar(monkeypatch):
     runner.CandidateEvaluator(Spy())(None, budget_scale=0.5)
     assert seen == {"progress": False, "scale": 0.5}
     assert LocalPool is workers_pkg.LocalPool
+
+
+@pytest.mark.parametrize("mode", ["training", "output"])
+def test_first_twin_finds_the_first_program_that_trains_like_td(tmp_path, mode):
+    from graphs.core.equivalence import FEC
+    from graphs.rl_loss.library import builtin, from_steps
+
+    # TD written another way: 0.5·(γ·max Qt(s′,·) − (Q(s,a) − r))², as search seed 7 found it
+    td = from_steps([("QValues", "Q", "s_t"), ("Select", 0, "a_t"), ("Sub", 1, "r_t"),
+                     ("QValues", "Q_targ", "s_tp1"), ("Max", 3), ("Mul", "gamma", 4),
+                     ("SqDist", 5, 2)])
+    other = builtin("dqnreg")
+    fec = FEC(mode)
+    config = tiny().to_dict()
+    config["fec"]["mode"] = mode
+    store = RunStore.create(tmp_path / "run.db", config)
+    try:
+        ids = [store.add_trial(p, fec(p), "", None, "seed", g, None)
+               for g, p in enumerate([other, other, td, builtin("dqn")])]
+    finally:
+        store.close()
+    twin = runner.first_twin(tmp_path / "run.db", builtin("dqn"))
+    assert twin is not None and twin.trial == ids[2] and twin.generation == 2
+    assert "max_a' Qt(s',a')" in twin.formula and twin.minutes >= 0
+    assert runner.first_twin(tmp_path / "run.db", builtin("ddqn")) is None
+    assert "TD (DQN's loss) rediscovered: trial" in "\n".join(runner._twin_lines(twin, "dqn"))

@@ -27,7 +27,10 @@ spec of its own.
 
 MiniGrid's Empty rooms run on navix behind the registered env's observation and reward
 (``evo.rl.ports.NavixMiniGrid``); they are deterministic, so whole episodes are played
-free-running from reset on both sides and compared exactly, every step.
+free-running from reset on both sides and compared exactly, every step. LavaGap's
+layout is random: its episodes start from the same layout on both sides (a navix key
+whose reset shows minigrid's initial observation), and the layouts' frequencies are
+compared separately.
 """
 
 from __future__ import annotations
@@ -366,3 +369,122 @@ def test_without_navix_minigrid_steps_on_the_host_with_a_warning(monkeypatch):
     monkeypatch.setattr(ports, "NavixMiniGrid", missing)
     with pytest.warns(RuntimeWarning, match="navix is not importable.*steps on the host"):
         assert ports._navix("Navix-Empty-5x5-v0", 7, 100) is None
+
+
+# LavaGap draws its layout at reset: navix from its JAX key, minigrid from numpy. The
+# port is checked from the same layout (a navix key found whose reset shows minigrid's
+# initial observation) and on the distribution of layouts.
+LAVA = ["MiniGrid-LavaGapS5", "MiniGrid-LavaGapS6"]
+
+
+def _layouts(port: Port, n: int) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """For navix keys 0..n-1: the first key of each initial observation, and counts."""
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(n))
+    obs, _ = jax.jit(jax.vmap(lambda k: port.env.reset_env(k, port.params)))(keys)
+    first: dict[bytes, int] = {}
+    counts: dict[bytes, int] = {}
+    for i, o in enumerate(np.asarray(obs)):
+        b = o.tobytes()
+        first.setdefault(b, i)
+        counts[b] = counts.get(b, 0) + 1
+    return first, counts
+
+
+def _toward(env: gym.Env, cell: tuple[int, int]) -> int:
+    """The action that brings the agent one step along a shortest lava-free path to
+    ``cell`` (forward, or turn right)."""
+    from collections import deque
+
+    grid = env.unwrapped
+    start = tuple(int(v) for v in grid.agent_pos)
+    prev = {start: None}
+    queue = deque([start])
+    while queue:
+        x, y = queue.popleft()
+        if (x, y) == cell:
+            break
+        for dx, dy in ((1, 0), (0, 1), (-1, 0), (0, -1)):
+            nxt = (x + dx, y + dy)
+            obj = grid.grid.get(*nxt)
+            if nxt not in prev and (obj is None or obj.type == "goal"):
+                prev[nxt] = (x, y)
+                queue.append(nxt)
+    step = cell
+    while prev.get(step) not in (start, None):
+        step = prev[step]
+    heading = {(1, 0): 0, (0, 1): 1, (-1, 0): 2, (0, -1): 3}[
+        (step[0] - start[0], step[1] - start[1])]
+    return 2 if grid.agent_dir == heading else 1
+
+
+@pytest.mark.parametrize("name", LAVA)
+def test_a_lavagap_port_plays_minigrids_episodes_bit_for_bit_from_the_same_layout(name):
+    """From the same layout, with the same actions (all 7), the navix port gives
+    minigrid's observation, reward, termination and truncation exactly, over episodes
+    that reach the goal, fall into the lava and time out."""
+    spec = envs.get(name)
+    port = port_for(spec)
+    assert port is not None and port.max_steps == spec.make(0).unwrapped.max_steps
+    first, _ = _layouts(port, 256)
+
+    def step(state, action):
+        obs, nxt, reward, terminal, _ = port.env.step_env(jax.random.PRNGKey(0), state,
+                                                          action, port.params)
+        return obs, nxt, reward, terminal, port.env.is_truncated(nxt, port.params)
+
+    step = jax.jit(step)
+    reset = jax.jit(lambda key: port.env.reset_env(key, port.params))
+    rng = np.random.default_rng(0)
+    env = spec.make(0)
+    ends = {"goal": 0, "lava": 0, "time": 0}
+    try:
+        for episode in range(9):
+            obs, _ = env.reset(seed=episode)
+            p_obs, state = reset(jax.random.PRNGKey(first[obs.tobytes()]))
+            assert np.array_equal(np.asarray(p_obs), obs)
+            goal = tuple(int(v) for v in env.unwrapped.goal_pos)
+            # towards the goal with some random steps; at random (into the lava, mostly);
+            # wandering without stepping onto lava or the goal (times out)
+            policy = ("goal", "random", "wander")[episode % 3]
+            for t in range(port.max_steps):
+                action = (_toward(env, goal) if policy == "goal" and rng.random() < 0.8
+                          else int(rng.integers(spec.n_actions)))
+                front = env.unwrapped.grid.get(*env.unwrapped.front_pos)
+                if policy == "wander" and action == 2 and front is not None \
+                        and front.type != "wall":
+                    action = 0
+                obs, reward, terminated, truncated, _ = env.step(action)
+                p_obs, state, p_reward, p_term, p_trunc = step(state, jnp.int32(action))
+                assert np.array_equal(np.asarray(p_obs), obs), (episode, t, action)
+                assert float(p_reward) == float(np.float32(reward)), (episode, t)
+                assert (bool(p_term), bool(p_trunc)) == (terminated, truncated), (episode, t)
+                if terminated or truncated:
+                    ends["goal" if reward > 0 else "lava" if terminated else "time"] += 1
+                    break
+    finally:
+        env.close()
+    assert min(ends.values()) >= 1, ends  # every kind of episode end was compared
+
+
+@pytest.mark.parametrize("name", LAVA)
+def test_a_lavagap_port_draws_minigrids_layouts_equally_often(name):
+    """Every layout minigrid draws, navix draws, and no other; their frequencies agree
+    (chi-square test of homogeneity over 3,000 resets each)."""
+    from scipy.stats import chi2_contingency
+
+    spec = envs.get(name)
+    port = port_for(spec)
+    _, ours = _layouts(port, 3000)
+    env = spec.make(0)
+    theirs: dict[bytes, int] = {}
+    try:
+        for seed in range(3000):
+            b = env.reset(seed=seed)[0].tobytes()
+            theirs[b] = theirs.get(b, 0) + 1
+    finally:
+        env.close()
+    assert set(ours) == set(theirs)
+    size = int(name[-1])
+    assert len(ours) == (size - 4) * (size - 2)  # gap column x gap row
+    table = [[ours[b] for b in ours], [theirs[b] for b in ours]]
+    assert chi2_contingency(table).pvalue > 1e-3
