@@ -330,7 +330,19 @@ def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
     run = config.get("run", {})
     lines = [f"run:        {run.get('name', '?')} ({Path(store.path).name})"]
     lines += problem_of(config).status_lines(config, store.trainers())
-    return _status_body(store, top, unique_programs, p, counts, times, lines)
+    text = _status_body(store, top, unique_programs, p, counts, times, lines)
+    fec = config.get("fec") or {}
+    if problem_of(config) is LOSS and fec.get("mode", "training") == "training":
+        # where the stored fingerprints are training-mode ones, finding TD is one lookup
+        from graphs.rl_loss.library import builtin
+
+        twin = _first_twin(store, builtin("dqn"), True)
+        td = ("not proposed yet (no program trains exactly like DQN's loss)" if twin is None
+              else f"trial {twin.trial} (generation {twin.generation}), proposed "
+                   f"{twin.minutes:.1f} min into the run after {twin.trainings} trainings, "
+                   "trains exactly like DQN's loss")
+        text = text.replace("\nduplicates: ", f"\nTD:         {td}\nduplicates: ", 1)
+    return text
 
 
 def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -> str:
@@ -403,38 +415,41 @@ def first_twin(store_path: str | os.PathLike[str], program: Any) -> Twin | None:
 
     Reads the stored fingerprints when the run's FEC ran in training mode; otherwise
     fingerprints each distinct stored program (once per stored fingerprint)."""
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        return _first_twin(store, program, stored_config(store).fec.mode == "training")
+    except sqlite3.DatabaseError as err:
+        raise store_error(store.path, err) from None
+    finally:
+        _close_quietly(store)
+
+
+def _first_twin(store: RunStore, program: Any, stored_training: bool) -> Twin | None:
     from graphs.core.equivalence import FEC
     from graphs.core.fileformat import loads
     from graphs.core.render import formula
 
     fec = FEC("training")
     target = fec(program)
-    store = RunStore.open(store_path, readonly=True)
-    try:
-        config = stored_config(store)
-        db = store.db
-        if config.fec.mode == "training":
-            row = db.execute("SELECT id, program, generation, proposed_at FROM trials "
-                             "WHERE fingerprint = ? ORDER BY id LIMIT 1", (target,)).fetchone()
-        else:
-            row, seen = None, set()
-            for r in db.execute("SELECT id, program, generation, proposed_at, fingerprint "
-                                "FROM trials ORDER BY id"):
-                if r["fingerprint"] in seen:
-                    continue
-                seen.add(r["fingerprint"])
-                if fec(loads(r["program"])) == target:
-                    row = r
-                    break
-        if row is None:
-            return None
-        t0 = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0]
-        trained = db.execute("SELECT COUNT(*) FROM trials WHERE id < ? AND status IN "
-                             "('done', 'failed')", (row["id"],)).fetchone()[0]
-    except sqlite3.DatabaseError as err:
-        raise store_error(store.path, err) from None
-    finally:
-        _close_quietly(store)
+    db = store.db
+    if stored_training:  # the stored fingerprints are training-mode ones
+        row = db.execute("SELECT id, program, generation, proposed_at FROM trials "
+                         "WHERE fingerprint = ? ORDER BY id LIMIT 1", (target,)).fetchone()
+    else:
+        row, seen = None, set()
+        for r in db.execute("SELECT id, program, generation, proposed_at, fingerprint "
+                            "FROM trials ORDER BY id"):
+            if r["fingerprint"] in seen:
+                continue
+            seen.add(r["fingerprint"])
+            if fec(loads(r["program"])) == target:
+                row = r
+                break
+    if row is None:
+        return None
+    t0 = db.execute("SELECT MIN(proposed_at) FROM trials").fetchone()[0]
+    trained = db.execute("SELECT COUNT(*) FROM trials WHERE id < ? AND status IN "
+                         "('done', 'failed')", (row["id"],)).fetchone()[0]
     return Twin(row["id"], (row["proposed_at"] - t0) / 60, trained, row["generation"],
                 formula(loads(row["program"])))
 

@@ -290,3 +290,6 @@ def test_first_twin_finds_the_first_program_that_trains_like_td(tmp_path, mode):
     assert "max_a' Qt(s',a')" in twin.formula and twin.minutes >= 0
     assert runner.first_twin(tmp_path / "run.db", builtin("ddqn")) is None
     assert "TD (DQN's loss) rediscovered: trial" in "\n".join(runner._twin_lines(twin, "dqn"))
+    # evo status shows it where the stored fingerprints are training-mode ones
+    text = runner.status(tmp_path / "run.db")
+    assert (f"TD:         trial {ids[2]} (generation 2)" in text) == (mode == "training")
