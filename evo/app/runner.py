@@ -22,7 +22,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -330,19 +330,24 @@ def _status_text(store: RunStore, top: int, unique_programs: Callable) -> str:
     run = config.get("run", {})
     lines = [f"run:        {run.get('name', '?')} ({Path(store.path).name})"]
     lines += problem_of(config).status_lines(config, store.trainers())
-    text = _status_body(store, top, unique_programs, p, counts, times, lines)
-    fec = config.get("fec") or {}
-    if problem_of(config) is LOSS and fec.get("mode", "training") == "training":
-        # where the stored fingerprints are training-mode ones, finding TD is one lookup
-        from graphs.rl_loss.library import builtin
+    return _status_body(store, top, unique_programs, p, counts, times, lines,
+                        _td_line(store, config))
 
-        twin = _first_twin(store, builtin("dqn"), True)
-        td = ("not proposed yet (no program trains exactly like DQN's loss)" if twin is None
-              else f"trial {twin.trial} (generation {twin.generation}), proposed "
-                   f"{twin.minutes:.1f} min into the run after {twin.trainings} trainings, "
-                   "trains exactly like DQN's loss")
-        text = text.replace("\nduplicates: ", f"\nTD:         {td}\nduplicates: ", 1)
-    return text
+
+def _td_line(store: RunStore, config: dict) -> list[str]:
+    """For a loss run whose stored fingerprints are training-mode ones (one indexed
+    lookup): the first proposed program that trains exactly like DQN's loss."""
+    fec = config.get("fec") or {}
+    if problem_of(config) is not LOSS or fec.get("mode", "training") != "training":
+        return []
+    from graphs.rl_loss.library import builtin
+
+    twin = _first_twin(store, builtin("dqn"), True)
+    td = ("not proposed yet (no program trains exactly like DQN's loss)" if twin is None
+          else f"trial {twin.trial} (generation {twin.generation}), proposed "
+               f"{twin.minutes:.1f} min into the run after {twin.trainings} trainings, "
+               "trains exactly like DQN's loss")
+    return [f"TD:         {td}"]
 
 
 def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -> str:
@@ -466,7 +471,8 @@ def _twin_lines(twin: Twin | None, baseline: str) -> list[str]:
 
 
 def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progress,
-                 counts: dict[str, int], times: Any, lines: list[str]) -> str:
+                 counts: dict[str, int], times: Any, lines: list[str],
+                 after_best: Sequence[str] = ()) -> str:
     waiting = len(store.waiting_duplicates())
     share = f" ({p.trials / p.target:.1%})" if p.target else ""
     lines.append(f"progress:   {p.trials}/{p.target} trials finished{share}")
@@ -485,6 +491,7 @@ def _status_body(store: RunStore, top: int, unique_programs: Callable, p: Progre
     best = (f"{p.best_fitness:.4f} (trial {p.best_trial})" if p.best_trial is not None
             else "none yet")
     lines.append(f"best:       {best}")
+    lines.extend(after_best)
     lines.append(f"duplicates: {p.duplicate_rate:.1%} ({p.duplicates} of {p.trials} finished "
                  "trials reused a cached fitness)")
     lines.append(f"hurdle cut: {p.hurdle_rate:.1%} ({p.hurdle_cut} of {p.evaluated} evaluated)")
