@@ -507,13 +507,35 @@ def train_population(
         if on_progress is not None and t >= next_progress:
             on_progress(t, max_steps)
             next_progress = t + 1000
-    agents = jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *groups)
+    agents = _gather(groups)
     if host_envs is not None:
         for env in host_envs:
             env.close()
     unfinished = step_limit is not None and (budget.steps or 0) > step_limit
     return _results(agents, seeds, time.perf_counter() - t_start, timed_out, time_limit,
                     step_limit, budget.episodes, unfinished)[:requested]
+
+
+def _gather(groups: list[Agent]) -> Agent:
+    """The groups' agents as one population of numpy arrays. Takes the list's arrays
+    (it is emptied) and frees each group's part of an array once copied, so the peak is
+    the result plus one group's part, not two copies of every replay buffer (13.7 GB
+    at the end of a 50-agent MultiRoom run whose buffers held 6.3 GB)."""
+    treedef = jax.tree.structure(groups[0])
+    parts = [jax.tree.leaves(g) for g in groups]
+    groups.clear()
+    leaves = []
+    for j in range(len(parts[0])):
+        first = parts[0][j]
+        out = np.empty((sum(p[j].shape[0] for p in parts), *first.shape[1:]), first.dtype)
+        lo = 0
+        for p in parts:
+            n = p[j].shape[0]
+            out[lo:lo + n] = np.asarray(p[j])
+            p[j] = None  # the last reference: the group's array is freed
+            lo += n
+        leaves.append(out)
+    return jax.tree.unflatten(treedef, leaves)
 
 
 def bucket_size(k: int) -> int:
