@@ -306,6 +306,30 @@ def test_reset_draws_from_gymnasiums_initial_distribution(name):
 MINIGRID = ["MiniGrid-Empty-5x5", "MiniGrid-Empty-6x6", "MiniGrid-Empty-8x8"]
 
 
+def _navix_calls(port: Port) -> tuple[Callable, Callable]:
+    """The port's reset and step as the trainer calls them (no auto-reset), jitted."""
+
+    def step(state, action):
+        obs, nxt, reward, terminal, _ = port.env.step_env(jax.random.PRNGKey(0), state,
+                                                          action, port.params)
+        return obs, nxt, reward, terminal, port.env.is_truncated(nxt, port.params)
+
+    return jax.jit(lambda key: port.env.reset_env(key, port.params)), jax.jit(step)
+
+
+def _step_both(env: gym.Env, step: Callable, state, action: int, where: tuple
+               ) -> tuple[object, float, bool, bool]:
+    """Step minigrid and the port with ``action``; assert observation, reward,
+    termination and truncation equal exactly. Returns the port's state and minigrid's
+    reward, terminated, truncated."""
+    obs, reward, terminated, truncated, _ = env.step(action)
+    p_obs, state, p_reward, p_term, p_trunc = step(state, jnp.int32(action))
+    assert np.array_equal(np.asarray(p_obs), obs), (*where, action)
+    assert float(p_reward) == float(np.float32(reward)), where
+    assert (bool(p_term), bool(p_trunc)) == (terminated, truncated), where
+    return state, reward, terminated, truncated
+
+
 def _toward_goal(env: gym.Env) -> int:
     """Empty rooms: go east along the top row, then south to the goal in the corner."""
     grid = env.unwrapped
@@ -324,14 +348,7 @@ def test_a_minigrid_port_plays_minigrids_episodes_bit_for_bit(name):
     env = spec.make(0)
     assert port.env.num_actions == spec.n_actions == env.action_space.n
     assert port.max_steps == env.unwrapped.max_steps
-    reset = jax.jit(lambda key: port.env.reset_env(key, port.params))
-
-    def step(state, action):
-        obs, nxt, reward, terminal, _ = port.env.step_env(jax.random.PRNGKey(0), state,
-                                                          action, port.params)
-        return obs, nxt, reward, terminal, port.env.is_truncated(nxt, port.params)
-
-    step = jax.jit(step)
+    reset, step = _navix_calls(port)
     rng = np.random.default_rng(0)
     ends, goal_rewards = [0, 0], set()
     try:
@@ -343,11 +360,8 @@ def test_a_minigrid_port_plays_minigrids_episodes_bit_for_bit(name):
             for t in range(port.max_steps):
                 action = (_toward_goal(env) if greedy and rng.random() < 0.7
                           else int(rng.integers(spec.n_actions)))
-                obs, reward, terminated, truncated, _ = env.step(action)
-                p_obs, state, p_reward, p_term, p_trunc = step(state, jnp.int32(action))
-                assert np.array_equal(np.asarray(p_obs), obs), (episode, t, action)
-                assert float(p_reward) == float(np.float32(reward)), (episode, t)
-                assert (bool(p_term), bool(p_trunc)) == (terminated, truncated), (episode, t)
+                state, reward, terminated, truncated = _step_both(env, step, state, action,
+                                                                  (episode, t))
                 if terminated or truncated:
                     ends[0] += terminated
                     ends[1] += truncated and not terminated
@@ -426,14 +440,7 @@ def test_a_lavagap_port_plays_minigrids_episodes_bit_for_bit_from_the_same_layou
     port = port_for(spec)
     assert port is not None and port.max_steps == spec.make(0).unwrapped.max_steps
     first, _ = _layouts(port, 256)
-
-    def step(state, action):
-        obs, nxt, reward, terminal, _ = port.env.step_env(jax.random.PRNGKey(0), state,
-                                                          action, port.params)
-        return obs, nxt, reward, terminal, port.env.is_truncated(nxt, port.params)
-
-    step = jax.jit(step)
-    reset = jax.jit(lambda key: port.env.reset_env(key, port.params))
+    reset, step = _navix_calls(port)
     rng = np.random.default_rng(0)
     env = spec.make(0)
     ends = {"goal": 0, "lava": 0, "time": 0}
@@ -453,11 +460,8 @@ def test_a_lavagap_port_plays_minigrids_episodes_bit_for_bit_from_the_same_layou
                 if policy == "wander" and action == 2 and front is not None \
                         and front.type != "wall":
                     action = 0
-                obs, reward, terminated, truncated, _ = env.step(action)
-                p_obs, state, p_reward, p_term, p_trunc = step(state, jnp.int32(action))
-                assert np.array_equal(np.asarray(p_obs), obs), (episode, t, action)
-                assert float(p_reward) == float(np.float32(reward)), (episode, t)
-                assert (bool(p_term), bool(p_trunc)) == (terminated, truncated), (episode, t)
+                state, reward, terminated, truncated = _step_both(env, step, state, action,
+                                                                  (episode, t))
                 if terminated or truncated:
                     ends["goal" if reward > 0 else "lava" if terminated else "time"] += 1
                     break
