@@ -372,14 +372,14 @@ def baseline_report(store_path: str | os.PathLike[str], baseline: str = "dqn") -
                               f"{get_problem(config.space.kind).noun}")
         rows = unique_programs(store, 1)
         path = lineage(store, rows[0]["trial_id"]) if rows else []
+        program = builtin(baseline)
+        twin = _first_twin(store, program, config.fec.mode == "training") if rows else None
     except sqlite3.DatabaseError as err:
         raise store_error(store.path, err) from None
     finally:
         _close_quietly(store)
     if not rows:
         return "no evaluated program yet: nothing to compare"
-    program = builtin(baseline)
-    twin = first_twin(store_path, program)
     result = make_evaluator(config).evaluate(program)
     best = rows[0]
     seeds = ", ".join(str(s) for s in config.evaluator.seeds)
