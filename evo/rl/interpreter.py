@@ -235,3 +235,49 @@ def _instruction(branch: jax.Array, x: jax.Array, y: jax.Array, q: jax.Array,
     """One instruction: the op selected by ``branch`` applied to its argument slots."""
     fns = _branch_fns(x.shape[0], x.shape[1], x.dtype)
     return jax.lax.switch(branch, fns, x, y, q, normal, uniform)
+
+
+class TracedLoss:
+    """One program's loss written out op by op, for a trainer compiled for it.
+
+    The interpreter's switch computes every op at every instruction; a trainer that
+    compiles a group's programs into itself (``loss_mode="trace"`` in
+    :func:`evo.rl.population.train_population`) calls each live node's forward once,
+    on the op set's own shapes (FLOAT ``(B, 1)``, ACTION ``(B,)``, LIST and PROB
+    ``(B, A)``), with the same inputs, network outputs and per-instruction draws as
+    :func:`loss_fn`. Hashable by the program's structure, so a compiled trainer is
+    reused for the same programs."""
+
+    def __init__(self, program: Program, max_nodes: int = DEFAULT_MAX_NODES) -> None:
+        encode(program, max_nodes)  # the same checks (op set, inputs, capacity)
+        self.program = program
+        ids = program.ids
+        self.calls = frozenset(NET_CALLS.index((ids[args[0]], ids[args[1]]))
+                               for _, op, args in program.plan if op.kind == "apply")
+        self._key = (tuple((idx, op.name, args) for idx, op, args in program.plan),
+                     program.output)
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TracedLoss) and other._key == self._key
+
+    def __call__(self, qvals: jax.Array, actions: jax.Array, rewards: jax.Array,
+                 discounts: jax.Array, draws: jax.Array) -> jax.Array:
+        """The per-sample loss, shape ``(B,)``; arguments as for :func:`loss_fn`."""
+        program = self.program
+        ids = program.ids
+        batch = qvals.shape[1]
+        feed = {"a_t": actions, "r_t": rewards[:, None], "gamma": discounts[:, None]}
+        values: list = [feed.get(inp.name) for inp in program.inputs]
+        values += [None] * (len(program) - len(values))
+        for row, (idx, op, args) in enumerate(program.plan):
+            if op.kind == "apply":
+                values[idx] = qvals[NET_CALLS.index((ids[args[0]], ids[args[1]]))]
+            elif op.kind == "random":
+                values[idx] = op.forward(_Draws(draws[row, 0], draws[row, 1]))
+            else:
+                values[idx] = op.forward(*[values[a] for a in args], xp=jnp)
+        out = values[program.output]
+        return jnp.broadcast_to(out, (batch, out.shape[-1]))[:, 0]

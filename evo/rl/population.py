@@ -36,6 +36,7 @@ from evo.rl.interpreter import (
     DEFAULT_MAX_NODES,
     NET_CALLS,
     ProgramCode,
+    TracedLoss,
     capacity_for,
     encode,
     loss_fn,
@@ -52,6 +53,16 @@ OK, NAN = 0, 1
 # 24 on MiniGrid-Empty-5x5); every call over one group of this size keeps an agent's
 # numbers the same alone and in any batch (docs/population.md).
 GROUP = 8
+LOSS_MODES = ("auto", "interpret", "trace")
+# "auto" traces the programs into the compiled call (loss_mode "trace") when an agent's
+# step budget is at least this: tracing doubles the steps/s of DQN at 64-64 on CartPole
+# (bench/bench_population.py, section speed) but compiles each new group of programs
+# (about 5 s on one core), which a batch of agents repays after about 25k steps each.
+# The choice depends on the budget only, never on which programs share a batch.
+TRACE_FROM_STEPS = 25_000
+
+
+CACHE_MAX_BYTES = 2 * 1024**3
 
 
 def _use_compilation_cache() -> None:
@@ -64,6 +75,29 @@ def _use_compilation_cache() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
+    _trim_cache(os.path.expanduser(where))
+
+
+def _trim_cache(where: str, max_bytes: int = CACHE_MAX_BYTES) -> None:
+    """Delete the least recently written entries of the cache at ``where`` beyond
+    ``max_bytes``: traced losses (``loss_mode="trace"``) add one compiled trainer per new
+    group of programs (about 0.2 MB each), so a long search would grow it without bound.
+    (JAX's own size limit needs a side file per entry and fails on entries written
+    without it.)"""
+    try:
+        entries = [e for e in os.scandir(where) if e.is_file(follow_symlinks=False)]
+        stats = sorted(((e.stat().st_mtime, e.stat().st_size, e.path) for e in entries),
+                       reverse=True)
+    except OSError:  # no cache yet, or not readable: JAX reports its own trouble
+        return
+    total = 0
+    for _, size, path in stats:
+        total += size
+        if total > max_bytes:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
 
 
 _use_compilation_cache()
@@ -270,27 +304,30 @@ def _record(setup: _Setup, agent: Agent, action, reward, next_obs, reset_obs, te
         steps=steps, active=active)
 
 
-def _learn(setup: _Setup, agent: Agent, code: dict, batch_u: jax.Array, draws: jax.Array
-           ) -> Agent:
-    """One minibatch update of an agent's online network with its loss program."""
-    cfg = setup.config
+def _minibatch(setup: _Setup, agent: Agent, batch_u: jax.Array) -> tuple:
+    """One agent's uniform minibatch: ``(s, a, r, s', discount)``."""
     size = jnp.maximum(agent.size, 1)
     idx = jnp.minimum((batch_u * size).astype(jnp.int32), size - 1)
     b = agent.buffer
     decode = _obs_codec(setup.obs_scale)[1]
-    s, a, r, s2, term = (decode(b.obs[idx]), b.action[idx], b.reward[idx],
-                         decode(b.next_obs[idx]), b.terminal[idx])
-    discount = cfg.gamma * (1.0 - term)
-    zeros = jnp.zeros((cfg.batch_size, setup.n_actions))
+    discount = setup.config.gamma * (1.0 - b.terminal[idx])
+    return decode(b.obs[idx]), b.action[idx], b.reward[idx], decode(b.next_obs[idx]), discount
 
-    def mean_loss(params):
-        nets = {"Q": params, "Q_targ": jax.lax.stop_gradient(agent.target)}
-        states = {"s_t": s, "s_tp1": s2}
-        qvals = jnp.stack([mlp(nets[net], states[st]) if use else zeros
-                           for (net, st), use in zip(NET_CALLS, setup.calls)])
-        return loss_fn(code, qvals, a, r, discount, draws).mean()
 
-    loss, grads = jax.value_and_grad(mean_loss)(agent.params)
+def _net_calls(setup: _Setup, params: Any, target: Any, s: jax.Array, s2: jax.Array
+               ) -> jax.Array:
+    """``(4, B, A)``: the network applications of :data:`NET_CALLS` that any program of
+    the group uses (zeros for the others)."""
+    nets = {"Q": params, "Q_targ": jax.lax.stop_gradient(target)}
+    states = {"s_t": s, "s_tp1": s2}
+    zeros = jnp.zeros((s.shape[0], setup.n_actions))
+    return jnp.stack([mlp(nets[net], states[st]) if use else zeros
+                      for (net, st), use in zip(NET_CALLS, setup.calls)])
+
+
+def _apply(setup: _Setup, agent: Agent, loss: jax.Array, grads: Any) -> Agent:
+    """An agent's Adam step and target copy, or its failure if not finite."""
+    cfg = setup.config
     updates, opt_state = setup.optimizer.update(grads, agent.opt_state, agent.params)
     params = optax.apply_updates(agent.params, updates)
     n = agent.updates + 1
@@ -311,6 +348,34 @@ def _learn(setup: _Setup, agent: Agent, code: dict, batch_u: jax.Array, draws: j
         failed_at=jnp.where(failed, n, agent.failed_at))
 
 
+def _learn(setup: _Setup, agents: Agent, codes: dict, losses: tuple | None,
+           batch_u: jax.Array, draws: jax.Array) -> Agent:
+    """One minibatch update of every agent of a group with its own loss program.
+
+    ``losses`` None: the interpreter evaluates each agent's instruction arrays
+    (``codes``), vmapped. Otherwise one :class:`TracedLoss` per agent, written out in
+    the compiled call: the gradient of the sum of the agents' mean losses is each
+    agent's own gradient (nothing else depends on its parameters)."""
+    s, a, r, s2, discount = jax.vmap(partial(_minibatch, setup))(agents, batch_u)
+    if losses is None:
+        def one(params, target, code, s, a, r, s2, discount, draws):
+            return jax.value_and_grad(lambda p: loss_fn(
+                code, _net_calls(setup, p, target, s, s2), a, r, discount, draws).mean())(
+                params)
+
+        loss, grads = jax.vmap(one)(agents.params, agents.target, codes, s, a, r, s2,
+                                    discount, draws)
+    else:
+        def total(params):
+            qvals = jax.vmap(partial(_net_calls, setup))(params, agents.target, s, s2)
+            each = jnp.stack([f(qvals[g], a[g], r[g], discount[g], draws[g]).mean()
+                              for g, f in enumerate(losses)])
+            return each.sum(), each
+
+        (_, loss), grads = jax.value_and_grad(total, has_aux=True)(agents.params)
+    return jax.vmap(partial(_apply, setup))(agents, loss, grads)
+
+
 def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
     """Act and step a compiled port for one agent."""
     port = setup.port
@@ -324,35 +389,34 @@ def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
                    terminal, done, state)
 
 
-@partial(jax.jit, static_argnums=(0, 3), donate_argnums=(1,))
-def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array
-               ) -> Agent:
-    """``n_steps`` lockstep steps of the whole population on a compiled port.
+@partial(jax.jit, static_argnums=(0, 3, 5), donate_argnums=(1,))
+def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
+               losses: tuple | None = None) -> Agent:
+    """``n_steps`` lockstep steps of a group of agents on a compiled port.
 
     One compilation serves the whole training: learning starts at step
     ``learning_starts`` through a ``cond`` on the (shared, unbatched) step counter,
     and agents past their budget are inactive, so every chunk has the same shape."""
     starts = setup.config.learning_starts
+    keys = jax.vmap(jax.random.split)(agents.key)
+    agents = agents._replace(key=keys[:, 0])
+    noise = jax.vmap(lambda k: _draw_noise(setup, k, n_steps))(keys[:, 1])
+    noise = jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), noise)  # leading axis: step
 
-    def chunk(agent, code):
-        key, k_noise = jax.random.split(agent.key)
+    def learn(agents, noise):
+        for u in range(setup.config.updates_per_step):
+            agents = _learn(setup, agents, codes, losses, noise.batch[:, u],
+                            noise.program[:, u])
+        return agents
 
-        def learn(agent, noise):
-            for u in range(setup.config.updates_per_step):
-                agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
-            return agent
+    def body(agents, xs):
+        t, noise = xs
+        agents = jax.vmap(lambda agent, nz: _env_step(setup, agent, t, nz))(agents, noise)
+        agents = jax.lax.cond(t + 1 >= starts, learn, lambda a, _: a, agents, noise)
+        return agents, None
 
-        def body(agent, xs):
-            t, noise = xs
-            agent = _env_step(setup, agent, t, noise)
-            agent = jax.lax.cond(t + 1 >= starts, learn, lambda a, _: a, agent, noise)
-            return agent, None
-
-        xs = (t0 + jnp.arange(n_steps), _draw_noise(setup, k_noise, n_steps))
-        agent, _ = jax.lax.scan(body, agent._replace(key=key), xs)
-        return agent
-
-    return jax.vmap(chunk)(agents, codes)
+    agents, _ = jax.lax.scan(body, agents, (t0 + jnp.arange(n_steps), noise))
+    return agents
 
 
 @partial(jax.jit, static_argnums=(0,))
@@ -381,20 +445,21 @@ def _act_all(setup: _Setup, agents: Agent, t: jax.Array):
     return jax.vmap(one)(agents)
 
 
-@partial(jax.jit, static_argnums=(0, 3), donate_argnums=(1,))
+@partial(jax.jit, static_argnums=(0, 3, 6), donate_argnums=(1,))
 def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: Noise,
-               transition: tuple) -> Agent:
+               transition: tuple, losses: tuple | None = None) -> Agent:
     """Record host-stepped transitions, then (after learning starts) update."""
 
-    def one(agent, code, noise, action, reward, next_obs, reset_obs, terminal, done):
-        agent = _record(setup, agent, action, reward, next_obs, reset_obs, terminal, done,
-                        agent.env_state)
-        if learn:
-            for u in range(setup.config.updates_per_step):
-                agent = _learn(setup, agent, code, noise.batch[u], noise.program[u])
-        return agent
+    def record(agent, action, reward, next_obs, reset_obs, terminal, done):
+        return _record(setup, agent, action, reward, next_obs, reset_obs, terminal, done,
+                       agent.env_state)
 
-    return jax.vmap(one)(agents, codes, noise, *transition)
+    agents = jax.vmap(record)(agents, *transition)
+    if learn:
+        for u in range(setup.config.updates_per_step):
+            agents = _learn(setup, agents, codes, losses, noise.batch[:, u],
+                            noise.program[:, u])
+    return agents
 
 
 @cache
@@ -414,6 +479,7 @@ def train_population(
     on_progress: Callable[[int, int], None] | None = None,
     step_limit: int | None = None,
     max_nodes: int = DEFAULT_MAX_NODES,
+    loss_mode: str = "auto",
 ) -> list[AgentRun]:
     """Train agent ``i`` with loss ``programs[i]`` and seed ``seeds[i]`` on ``spec``.
 
@@ -421,7 +487,14 @@ def train_population(
     trouble: an agent whose loss or parameters stop being finite ends with status
     ``"nan"``; agents still running after ``time_limit`` seconds, or after
     ``step_limit`` steps without finishing their budget, end with ``"timeout"``.
+
+    ``loss_mode`` says how the losses run: ``"interpret"`` (one compiled trainer for any
+    programs: the op-code interpreter), ``"trace"`` (each group's programs written into
+    its own compiled trainer: faster steps, a compilation per new group), or ``"auto"``
+    (:func:`loss_mode_for` the budget).
     """
+    if loss_mode not in LOSS_MODES:
+        raise ValueError(f"loss_mode {loss_mode!r} is not one of {', '.join(LOSS_MODES)}")
     t_start = time.perf_counter()
     config = config or DQNConfig()
     if len(programs) != len(seeds):
@@ -443,6 +516,8 @@ def train_population(
     codes_list = [encode(p, capacity) for p in programs]
     calls = tuple(any(i in c.calls for c in codes_list) for i in range(len(NET_CALLS)))
     codes = {name: jnp.asarray(v) for name, v in ProgramCode.stack(codes_list).items()}
+    traced = ([TracedLoss(p, capacity) for p in programs]
+              if loss_mode_for(budget, loss_mode) == "trace" else None)
     host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
     episode_cap = port.max_steps if port is not None else (
         max_episode_steps(host_envs[0]) or 10_000)
@@ -465,7 +540,7 @@ def train_population(
     # Every compiled call takes one group of GROUP agents: XLA:CPU picks its kernels by
     # size, so a call over the whole batch rounded differently for different batch
     # sizes; groups of one size compute every agent's numbers the same in any batch.
-    groups, group_codes, group_envs = [], [], []
+    groups, group_codes, group_envs, group_losses = [], [], [], []
     for lo in range(0, k, GROUP):
         part = slice(lo, lo + GROUP)
         seeds_arr = jnp.asarray(seeds[part], jnp.uint32)
@@ -482,6 +557,7 @@ def train_population(
             agents = agents._replace(active=agents.active & jnp.asarray(~idle))
         groups.append(agents)
         group_codes.append({name: v[part] for name, v in codes.items()})
+        group_losses.append(None if traced is None else tuple(traced[part]))
 
     t = 0
     timed_out = False
@@ -494,12 +570,12 @@ def train_population(
         if port is not None:
             for i in live:
                 groups[i] = _run_chunk(setup, groups[i], group_codes[i], CHUNK,
-                                       jnp.int32(t))
+                                       jnp.int32(t), group_losses[i])
             t += CHUNK
         else:
             for i in live:
                 groups[i] = _host_chunk(setup, groups[i], group_codes[i], group_envs[i], t,
-                                        t + 1 >= config.learning_starts)
+                                        t + 1 >= config.learning_starts, group_losses[i])
             t += 1
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             timed_out = True
@@ -514,6 +590,15 @@ def train_population(
     unfinished = step_limit is not None and (budget.steps or 0) > step_limit
     return _results(agents, seeds, time.perf_counter() - t_start, timed_out, time_limit,
                     step_limit, budget.episodes, unfinished)[:requested]
+
+
+def loss_mode_for(budget: Budget, loss_mode: str = "auto") -> str:
+    """The loss mode a training with ``budget`` runs in: ``loss_mode`` itself, or for
+    ``"auto"``, ``"trace"`` from :data:`TRACE_FROM_STEPS` steps per agent (an episode
+    budget, whose steps are unknown in advance, is interpreted)."""
+    if loss_mode != "auto":
+        return loss_mode
+    return "trace" if (budget.steps or 0) >= TRACE_FROM_STEPS else "interpret"
 
 
 def _gather(groups: list[Agent]) -> Agent:
@@ -544,8 +629,8 @@ def bucket_size(k: int) -> int:
     return max(GROUP, -(-k // GROUP) * GROUP)
 
 
-def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool
-                ) -> Agent:
+def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, learn: bool,
+                losses: tuple | None) -> Agent:
     """One lockstep step with the environments stepped on the host."""
     actions, noise, keys = _act_all(setup, agents, jnp.int32(t))
     agents = agents._replace(key=keys)
@@ -563,7 +648,7 @@ def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, l
         reset_obs[i] = envs[i].reset()[0] if done[i] else o
     transition = (jnp.asarray(actions), jnp.asarray(rewards), jnp.asarray(next_obs),
                   jnp.asarray(reset_obs), jnp.asarray(terminal), jnp.asarray(done))
-    return _host_step(setup, agents, codes, learn, noise, transition)
+    return _host_step(setup, agents, codes, learn, noise, transition, losses)
 
 
 def _results(agents: Agent, seeds: list[int], seconds: float, timed_out: bool,

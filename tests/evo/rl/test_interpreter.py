@@ -15,6 +15,7 @@ from evo.rl.interpreter import (
     NET_CALLS,
     ProgramCode,
     ProgramTooLarge,
+    TracedLoss,
     capacity_for,
     encode,
     loss_fn,
@@ -22,6 +23,7 @@ from evo.rl.interpreter import (
 from graphs.core.execute import backward, forward
 from graphs.rl_loss import library
 from graphs.rl_loss.generation import from_scratch, seeded_program
+from graphs.rl_loss.library import from_steps
 
 B, A = 8, 3
 
@@ -103,6 +105,53 @@ def test_gradients_match_finite_differences():
         down[idx] -= eps
         fd = (_core(program, up, a, r, g)[0] - _core(program, down, a, r, g)[0]) / (2 * eps)
         assert grads[0][idx] == pytest.approx(fd, rel=1e-3, abs=1e-5)
+
+
+def _interpreted_mean(q, code, a, r, g, draws):
+    return loss_fn(code, q, a, r, g, draws).mean()
+
+
+def _traced_mean(q, traced, a, r, g, draws):
+    return traced(q, a, r, g, draws).mean()
+
+
+def test_a_traced_loss_computes_the_interpreters_loss_and_gradients():
+    """The trace-mode loss (each live node's forward once, on the op set's own shapes)
+    against the interpreter and the float64 core, random-draw programs included (both
+    read the same per-instruction draws)."""
+    programs = [library.builtin(n) for n in ("dqn", "ddqn", "dqnreg", "dqnclipped", "cql")]
+    programs += [seeded_program("dqn", 6, seed=s) for s in range(12)]
+    programs += [from_scratch(7, seed=s) for s in range(24)]
+    programs = [p for p in programs if len(p.plan) <= 16]
+    programs += [from_steps([("QValues", "Q", "s_t"), ("Select", 0, "a_t"), (draw,),
+                             ("Sub", 1, 2), ("Square", 3)]) for draw in ("Normal", "Uniform")]
+    cap = capacity_for(programs)
+    draws = jnp.asarray(np.random.default_rng(5).normal(0, 1, (cap, 2)), jnp.float32)
+    drawn = compared = 0
+    for i, program in enumerate(programs):
+        q, a, r, g = (jnp.asarray(x, t) for x, t in zip(
+            _batch(i), (jnp.float32, jnp.int32, jnp.float32, jnp.float32)))
+        code = {k: jnp.asarray(v) for k, v in encode(program, cap).__dict__.items()
+                if k != "calls"}
+        traced = TracedLoss(program, cap)
+        want, want_grad = jax.value_and_grad(_interpreted_mean)(q, code, a, r, g, draws)
+        got, got_grad = jax.value_and_grad(_traced_mean)(q, traced, a, r, g, draws)
+        if not np.isfinite(float(want)) or abs(float(want)) > 1e6:
+            continue
+        compared += 1
+        drawn += any(op.kind == "random" for _, op, _ in program.plan)
+        assert float(got) == pytest.approx(float(want), rel=1e-5, abs=1e-6), program
+        np.testing.assert_allclose(np.asarray(got_grad), np.asarray(want_grad), rtol=1e-4,
+                                   atol=1e-6 * max(1.0, float(jnp.abs(want_grad).max())),
+                                   err_msg=str(program))
+        if not any(op.kind == "random" for _, op, _ in program.plan):
+            want_loss, want_grads = _core(program, *_batch(i))
+            assert float(got) == pytest.approx(want_loss, rel=2e-4, abs=1e-5), program
+    assert compared >= 25 and drawn >= 2
+    # equal structures share a compiled trainer; different ones do not
+    assert TracedLoss(library.builtin("dqn")) == TracedLoss(library.builtin("dqn"))
+    assert len({TracedLoss(p, cap) for p in programs}) == len(
+        {tuple((op.name, args) for _, op, args in p.plan) + (p.output,) for p in programs})
 
 
 def test_a_program_over_capacity_is_refused_with_a_reason():

@@ -10,6 +10,7 @@ learning run, and the batch also holds the failing program.
 from __future__ import annotations
 
 import math
+import os
 
 import jax
 import numpy as np
@@ -106,6 +107,47 @@ def test_an_agent_trains_the_same_alone_and_in_a_batch_of_32(trained):
     others = [r for p, r in zip(programs[1:], trained["batch"][1:]) if p is DQN]
     assert len(others) == 2
     assert all(r.episode_returns != alone.episode_returns for r in others)
+
+
+@pytest.fixture(scope="module")
+def traced(trained):
+    """The same batch and the DQN agent alone with each group's programs written into
+    its compiled call (loss_mode "trace"): five compilations, one per group."""
+    programs, seeds = trained["programs"], trained["seeds"]
+    batch, batch_params = _train_keeping_params(programs, CARTPOLE, seeds, CONFIG, BUDGET,
+                                                None, None, None, 32, "trace")
+    alone, alone_params = _train_keeping_params([DQN], CARTPOLE, [DQN_SEED], CONFIG, BUDGET,
+                                                None, None, None, 32, "trace")
+    return {"batch": batch, "alone": alone[0], "batch_params": batch_params,
+            "alone_params": alone_params[0]}
+
+
+def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, traced):
+    # alone, the agent's group is its program eight times; in the batch, the group holds
+    # seven other programs, and the compiled call differs: the agent's numbers do not
+    alone, in_batch = traced["alone"], traced["batch"][0]
+    assert alone.status == "ok" and alone.steps == BUDGET.steps
+    _same(in_batch, alone)
+    same = jax.tree.map(np.array_equal, traced["alone_params"], traced["batch_params"][0])
+    assert all(jax.tree.leaves(same))
+    # failures stay per agent, as interpreted
+    assert traced["batch"][1].status == "nan" and traced["batch"][1].updates == 0
+    for run, interpreted in zip(traced["batch"], trained["batch"]):
+        assert run.status == interpreted.status and run.steps == interpreted.steps
+    # DQN's loss is written out with the same operations the interpreter selects:
+    # tracing it changes nothing, to the last bit
+    _same(alone, trained["alone"])
+
+
+def test_auto_traces_the_losses_from_a_step_budget_on(monkeypatch):
+    from evo.rl import population
+
+    assert population.loss_mode_for(Budget(steps=population.TRACE_FROM_STEPS)) == "trace"
+    assert population.loss_mode_for(Budget(steps=10_000)) == "interpret"
+    assert population.loss_mode_for(Budget(episodes=400)) == "interpret"
+    assert population.loss_mode_for(Budget(steps=10_000), "trace") == "trace"
+    with pytest.raises(ValueError, match="loss_mode 'fast' is not one of auto, interpret"):
+        train_population([DQN], CARTPOLE, [0], CONFIG, BUDGET, loss_mode="fast")
 
 
 def test_a_failing_agent_ends_nan_alone_while_its_neighbours_train(trained):
@@ -274,3 +316,16 @@ def test_minigrid_replay_stores_bytes_and_trains_bit_identically(monkeypatch):
         assert a.episode_returns == b.episode_returns and a.updates == b.updates == 130
     for x, y in zip(jax.tree.leaves(finals[0].params), jax.tree.leaves(finals[1].params)):
         assert np.array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_the_compilation_cache_keeps_its_newest_entries_within_its_size(tmp_path):
+    from evo.rl.population import _trim_cache
+
+    for i in range(10):
+        entry = tmp_path / f"jit_trainer-{i}-cache"
+        entry.write_bytes(b"x" * 100)
+        os.utime(entry, (1000 + i, 1000 + i))
+    _trim_cache(str(tmp_path), max_bytes=450)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"jit_trainer-{i}-cache" for i in range(6, 10)]
+    _trim_cache(str(tmp_path / "missing"))  # no cache yet: nothing to do, no error
