@@ -6,13 +6,15 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   flops      numpy's FLOP/s on this core for the network's own matmul shapes, and
              the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
   speed      agent-steps/s summed over agents, DQN on CartPole: the population
-             trainer at K = 1, 8, 32, 128 (64-64) and K = 8, 32 (256-256) against the
-             numpy lockstep trainer (evo.rl.dqn) in the same run, alternating, median
-             of 3; compile time reported separately (first call minus a warm one)
+             trainer in both loss modes (interpreted, traced) at K = 1, 8, 32, 128
+             (64-64) and K = 8, 32 (256-256) against the numpy lockstep trainer
+             (evo.rl.dqn) in the same run, alternating, median of 3; compile time
+             reported separately (first call minus a warm one; ~25 min)
   candidate  CPU-seconds per candidate: a batch of 32 mixed candidates (DQN, DQNReg,
              30 random programs) on the CartPole hurdle, at the discovery preset's
              budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
-             32 programs, one after another) and at the full hurdle (400 episodes)
+             32 programs, one after another) and at the full hurdle (400 episodes),
+             interpreted and traced (compilation included; ~25 min)
   candidate256  the same at the full hurdle with the paper's 256-256 agent (~10 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
@@ -32,6 +34,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   groups     every compiled call over one group of 8 agents (the default) against one
              call over the whole batch: CartPole DQN, 64-64 K=32 and 128, 256-256 K=32,
              alternating, median of 3 (~10 min)
+  modes      what each loss mode costs a search: wall seconds for a batch of 16 new
+             DQN-seeded programs at the presets' budgets (CartPole 10k, Acrobot 20k,
+             MiniGrid-Empty-5x5 30k steps), compilation included, median of 2 (~12 min)
   compile    the share of evaluation time spent tracing and compiling in a real search:
              `evo run --preset from-scratch` for 12 minutes with an empty compilation
              cache, then the same run again with the cache the first one filled (what
@@ -67,7 +72,7 @@ from bench_rl import bad_losses  # noqa: E402
 
 import envs  # noqa: E402
 from evo.rl.dqn import DQNConfig, train  # noqa: E402
-from evo.rl.population import train_population  # noqa: E402
+from evo.rl.population import compile_seconds, train_population  # noqa: E402
 from graphs.rl_loss.generation import from_scratch, seeded_program  # noqa: E402
 from graphs.rl_loss.library import builtin  # noqa: E402
 
@@ -138,10 +143,11 @@ def _programs(k: int) -> list:
     return mixed[:k]
 
 
-def _population_rate(k: int, config: DQNConfig, steps: int, rep: int) -> tuple[float, float]:
+def _population_rate(k: int, config: DQNConfig, steps: int, rep: int,
+                     loss_mode: str = "auto") -> tuple[float, float]:
     t0 = time.perf_counter()
     runs = train_population([builtin("dqn")] * k, CARTPOLE, [rep * 1000 + i for i in range(k)],
-                            config, envs.Budget(steps=steps))
+                            config, envs.Budget(steps=steps), loss_mode=loss_mode)
     seconds = time.perf_counter() - t0
     return sum(r.steps for r in runs) / seconds, seconds
 
@@ -153,7 +159,13 @@ def _numpy_rate(k: int, config: DQNConfig, steps: int, rep: int) -> float:
     return sum(r.steps for r in runs) / (time.perf_counter() - t0)
 
 
+LOSS_MODES = ("interpret", "trace")
+
+
 def section_speed(reps: int = 3) -> dict:
+    """Both loss modes of the population trainer (the interpreter: one compiled trainer
+    for any programs; traced: the group's programs written into its compiled call) and
+    the numpy lockstep trainer, alternating within each repetition."""
     out: dict = {"reps": reps}
     plans = [("64-64", SMALL, 5000, (1, 8, 32, 128), (1, 8)),
              ("256-256", PAPER, 3000, (8, 32), (8,))]
@@ -161,26 +173,35 @@ def section_speed(reps: int = 3) -> dict:
     for label, config, steps, ks, numpy_ks in plans:
         res: dict = {"steps_per_agent": steps,
                      "flop_limit_agent_steps_per_s": limits[label]["limit_agent_steps_per_s"]}
-        for k in ks:  # compile: the first call, minus a warm call's time
-            _, first = _population_rate(k, config, steps, 99)
-            rates, warm = [], []
+        for k in ks:
+            entry: dict = {}
+            rates: dict = {mode: [] for mode in LOSS_MODES}
+            warm: dict = {mode: [] for mode in LOSS_MODES}
+            first = {mode: _population_rate(k, config, steps, 99, mode)[1]
+                     for mode in LOSS_MODES}  # compile: the first call, minus a warm one
             numpy_rates: list[float] = []
             for r in range(reps):
                 if k in numpy_ks:
                     numpy_rates.append(_numpy_rate(k, config, steps, r))
-                rate, seconds = _population_rate(k, config, steps, r)
-                rates.append(rate)
-                warm.append(seconds)
-            entry = {"agent_steps_per_s": statistics.median(rates), "reps": rates,
-                     "compile_seconds": first - statistics.median(warm),
-                     "warm_call_seconds": statistics.median(warm)}
-            entry["share_of_flop_limit"] = entry["agent_steps_per_s"] / res[
-                "flop_limit_agent_steps_per_s"]
+                for mode in LOSS_MODES:
+                    rate, seconds = _population_rate(k, config, steps, r, mode)
+                    rates[mode].append(rate)
+                    warm[mode].append(seconds)
+            for mode in LOSS_MODES:
+                e = {"agent_steps_per_s": statistics.median(rates[mode]), "reps": rates[mode],
+                     "compile_seconds": first[mode] - statistics.median(warm[mode]),
+                     "warm_call_seconds": statistics.median(warm[mode])}
+                e["share_of_flop_limit"] = e["agent_steps_per_s"] / res[
+                    "flop_limit_agent_steps_per_s"]
+                if numpy_rates:
+                    e["ratio_vs_numpy_same_k"] = e["agent_steps_per_s"] / statistics.median(
+                        numpy_rates)
+                entry[mode] = e
+            entry["trace_over_interpret"] = (entry["trace"]["agent_steps_per_s"]
+                                             / entry["interpret"]["agent_steps_per_s"])
             if numpy_rates:
                 entry["numpy_lockstep_agent_steps_per_s"] = statistics.median(numpy_rates)
                 entry["numpy_reps"] = numpy_rates
-                entry["ratio_vs_numpy_same_k"] = entry["agent_steps_per_s"] / statistics.median(
-                    numpy_rates)
             res[f"K={k}"] = entry
             print(f"  {label} K={k}: {json.dumps(entry)}", flush=True)
         best_numpy = max(v["numpy_lockstep_agent_steps_per_s"] for v in res.values()
@@ -188,15 +209,16 @@ def section_speed(reps: int = 3) -> dict:
         res["numpy_best_lockstep"] = best_numpy
         for key, v in res.items():
             if key.startswith("K="):
-                v["ratio_vs_numpy_best"] = v["agent_steps_per_s"] / best_numpy
+                for mode in LOSS_MODES:
+                    v[mode]["ratio_vs_numpy_best"] = v[mode]["agent_steps_per_s"] / best_numpy
         out[label] = res
     return out
 
 
-def _batch_cpu(config: DQNConfig, budget: envs.Budget) -> dict:
+def _batch_cpu(config: DQNConfig, budget: envs.Budget, loss_mode: str = "auto") -> dict:
     programs = _programs(32)
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    runs = train_population(programs, CARTPOLE, [0] * 32, config, budget)
+    runs = train_population(programs, CARTPOLE, [0] * 32, config, budget, loss_mode=loss_mode)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     scores = [CARTPOLE.score(r.episode_returns) for r in runs]
     return {"cpu_seconds_per_candidate": cpu / 32, "wall_seconds": wall, "cpu_seconds": cpu,
@@ -206,12 +228,15 @@ def _batch_cpu(config: DQNConfig, budget: envs.Budget) -> dict:
 
 
 def section_candidate(cases: tuple = ()) -> dict:
+    """The discovery budget in the mode "auto" picks (interpreted), the full hurdle in
+    both loss modes (compilation included: these programs are new to each)."""
     out = {}
-    for label, config, budget in cases or (
-            ("discovery_64-64_10k_steps", SMALL, envs.Budget(steps=10_000)),
-            ("hurdle_64-64_400_episodes", SMALL, envs.Budget(episodes=400))):
-        first = _batch_cpu(config, budget)  # includes the compilation
-        warm = _batch_cpu(config, budget) if budget.steps else None
+    for label, config, budget, mode in cases or (
+            ("discovery_64-64_10k_steps", SMALL, envs.Budget(steps=10_000), "auto"),
+            ("hurdle_64-64_400_episodes", SMALL, envs.Budget(episodes=400), "interpret"),
+            ("hurdle_64-64_400_episodes_traced", SMALL, envs.Budget(episodes=400), "trace")):
+        first = _batch_cpu(config, budget, mode)  # includes the compilation
+        warm = _batch_cpu(config, budget, mode) if budget.steps else None
         entry = warm or first
         entry["first_call_wall_seconds"] = first["wall_seconds"]
         if warm:
@@ -231,7 +256,8 @@ def section_candidate(cases: tuple = ()) -> dict:
 
 
 def section_candidate256() -> dict:
-    return section_candidate((("hurdle_256-256_400_episodes", PAPER, envs.Budget(episodes=400)),))
+    return section_candidate((("hurdle_256-256_400_episodes", PAPER, envs.Budget(episodes=400),
+                               "auto"),))
 
 
 def _curves(runs) -> list[list[float]]:
@@ -404,11 +430,11 @@ def section_groups(reps: int = 3) -> dict:
             got: dict = {default: [], k: []}
             for group in got:
                 population.GROUP = group
-                _population_rate(k, config, steps, 99)
+                _population_rate(k, config, steps, 99, "interpret")
             for rep in range(reps):
                 for group in (list(got) if rep % 2 == 0 else list(got)[::-1]):
                     population.GROUP = group
-                    got[group].append(_population_rate(k, config, steps, rep)[0])
+                    got[group].append(_population_rate(k, config, steps, rep, "interpret")[0])
             entry = {"steps_per_agent": steps,
                      f"groups_of_{default}_agent_steps_per_s": statistics.median(got[default]),
                      "one_call_agent_steps_per_s": statistics.median(got[k]),
@@ -513,8 +539,8 @@ def _fma_rates() -> dict:
     the same budget, since the step budget sizes the compiled replay buffer)."""
     rates = {}
     for label, config, k, steps in FMA_PLANS:
-        _population_rate(k, config, steps, 99)
-        rates[f"{label} K={k}"] = _population_rate(k, config, steps, 0)[0]
+        _population_rate(k, config, steps, 99, "interpret")
+        rates[f"{label} K={k}"] = _population_rate(k, config, steps, 0, "interpret")[0]
     return rates
 
 
@@ -549,11 +575,54 @@ def section_fma(reps: int = 3) -> dict:
     return out
 
 
+MODE_PLANS = (("CartPole", 10_000), ("Acrobot", 20_000), ("MiniGrid-Empty-5x5", 30_000))
+
+
+def section_modes(k: int = 16, reps: int = 2) -> dict:
+    """What each loss mode costs a search: wall seconds for a batch of ``k`` new
+    DQN-seeded programs (one seed each, the discovery agent), at the budgets the presets
+    give each environment. Each mode first trains one batch (the interpreter's trainer
+    is then compiled, as after a search's first batch); every timed batch holds programs
+    neither mode has seen, so the traced one compiles, as in a search."""
+    out: dict = {"k": k, "reps": reps, "plans": {}}
+    config = dataclasses.replace(SMALL, epsilon_decay_steps=10_000)
+    draw = [0]
+
+    def fresh() -> list:
+        draw[0] += 1
+        return [seeded_program("dqn", 3, seed=10_000 * draw[0] + i) for i in range(k)]
+
+    for env_id, steps in MODE_PLANS:
+        spec = envs.get(env_id)
+        got: dict = {mode: [] for mode in LOSS_MODES}
+        for mode in LOSS_MODES:  # warm-up
+            train_population(fresh(), spec, list(range(k)), config, envs.Budget(steps=steps),
+                             loss_mode=mode)
+        for rep in range(reps):
+            for mode in (LOSS_MODES if rep % 2 == 0 else LOSS_MODES[::-1]):
+                t0, c0 = time.perf_counter(), compile_seconds()
+                train_population(fresh(), spec, list(range(k)), config,
+                                 envs.Budget(steps=steps), loss_mode=mode)
+                got[mode].append({"seconds": time.perf_counter() - t0,
+                                  "compile_seconds": compile_seconds() - c0})
+        entry = {"steps": steps}
+        for mode in LOSS_MODES:
+            entry[mode] = {"batch_seconds": statistics.median(r["seconds"] for r in got[mode]),
+                           "compile_seconds": statistics.median(
+                               r["compile_seconds"] for r in got[mode]), "reps": got[mode]}
+        entry["trace_over_interpret_seconds"] = (entry["trace"]["batch_seconds"]
+                                                 / entry["interpret"]["batch_seconds"])
+        out["plans"][env_id] = entry
+        print(f"  {env_id}: {json.dumps(entry)}", flush=True)
+    return out
+
+
 SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
             "host": section_host, "compile": section_compile, "fma": section_fma,
-            "minigrid_port": section_minigrid_port, "groups": section_groups}
+            "minigrid_port": section_minigrid_port, "groups": section_groups,
+            "modes": section_modes}
 
 
 def main() -> None:

@@ -115,6 +115,8 @@ class RLEvaluator:
             population trainer when JAX is installed).
         max_nodes: the population trainer's instruction capacity: a program with more
             live nodes fails with status ``"error"`` and a reason.
+        loss_mode: how the population trainer runs the losses: ``"interpret"``,
+            ``"trace"`` or ``"auto"`` (see :func:`evo.rl.population.train_population`).
         hurdle_credit: the fitness of a candidate cut by the hurdle is this times its
             hurdle score (default 0, as in the paper).
     """
@@ -133,6 +135,7 @@ class RLEvaluator:
         trainer: str = "numpy",
         max_nodes: int = 32,
         hurdle_credit: float = 0.0,
+        loss_mode: str = "auto",
     ) -> None:
         if isinstance(envs, str):
             envs = [envs]
@@ -170,6 +173,10 @@ class RLEvaluator:
         if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
             raise ConfigError(f"max_nodes = {max_nodes!r}: must be a positive integer")
         self.max_nodes = max_nodes
+        if loss_mode not in ("auto", "interpret", "trace"):
+            raise ConfigError(f"loss_mode = {loss_mode!r}: must be one of auto, interpret, "
+                              "trace")
+        self.loss_mode = loss_mode
         if not isinstance(hurdle_credit, int | float) or not 0.0 <= hurdle_credit <= 1.0:
             raise ConfigError(f"hurdle_credit = {hurdle_credit!r}: must be a number in [0, 1]")
         self.hurdle_credit = float(hurdle_credit)
@@ -186,7 +193,11 @@ class RLEvaluator:
             return "numpy lockstep trainer (evo.rl.dqn)"
         import jax
 
-        return f"population trainer (JAX {jax.__version__}, {jax.default_backend()})"
+        from evo.rl.population import TRACE_FROM_STEPS
+
+        losses = {"interpret": "interpreted", "trace": "traced"}.get(
+            self.loss_mode, f"losses traced from {TRACE_FROM_STEPS:,} steps per agent")
+        return f"population trainer (JAX {jax.__version__}, {jax.default_backend()}; {losses})"
 
     def __call__(self, program: Program, seed: int | None = None,
                  progress: bool | None = None, budget_scale: float = 1.0) -> Evaluation:
@@ -347,7 +358,7 @@ class RLEvaluator:
                 runs = train_population([programs[i] for i in alive for _ in seeds], spec,
                                         seeds * len(alive), self.config, budgets[spec.id],
                                         remaining, step_limit=self.max_steps,
-                                        max_nodes=self.max_nodes)
+                                        max_nodes=self.max_nodes, loss_mode=self.loss_mode)
             except Exception as err:  # the batch's problem: every candidate in it fails
                 where = traceback.extract_tb(err.__traceback__)[-1]
                 for i in alive:

@@ -93,6 +93,7 @@ class LossProblem(Problem):
         return RLEvaluator(list(ev.envs), hurdle, tuple(ev.seeds), ev.agent, ev.steps,
                            ev.budget_scale, ev.time_limit, ev.max_steps, budgets,
                            trainer=ev.trainer, max_nodes=ev.max_nodes,
+                           loss_mode=ev.loss_mode,
                            hurdle_credit=ev.hurdle.credit if ev.hurdle else 0.0)
 
     def task_evaluator(self, evaluator: RLEvaluator) -> CandidateEvaluator:

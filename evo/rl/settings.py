@@ -55,6 +55,9 @@ class EvaluatorSection:
     # lockstep numpy trainer; "auto": the population trainer when JAX is installed.
     trainer: str = "auto"
     max_nodes: int = 32  # the population trainer's instruction capacity per program
+    # how the population trainer runs the losses: "interpret", "trace" or "auto" (trace
+    # from 25k steps per agent; docs/population.md, "Two ways to run the losses")
+    loss_mode: str = "auto"
 
 
 def time_limit(v: Any, path: str) -> float:
@@ -129,6 +132,9 @@ def evaluator_section(raw: Mapping[str, Any]) -> EvaluatorSection:
                                                                      "evaluator.trainer")
     if "max_nodes" in raw:
         values["max_nodes"] = integer(1, 1024)(raw["max_nodes"], "evaluator.max_nodes")
+    if "loss_mode" in raw:
+        values["loss_mode"] = choice(("auto", "interpret", "trace"))(raw["loss_mode"],
+                                                                     "evaluator.loss_mode")
 
     hurdle = raw.get("hurdle", True)
     if hurdle is False:

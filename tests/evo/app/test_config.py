@@ -170,6 +170,8 @@ def test_unknown_section_and_nested_unknown_keys():
     ("[evaluator]\nbudget_scale = 0", ["evaluator.budget_scale = 0", "> 0"]),
     ("[evaluator]\nsteps = 100\nbudget_scale = 0.5", ["evaluator.budget_scale", "steps"]),
     ("[evaluator]\nhurdle = 'CartPole'", ["evaluator.hurdle", "false"]),
+    ("[evaluator]\nloss_mode = 'fast'",
+     ["evaluator.loss_mode", '"auto", "interpret", "trace"']),
     ("[evaluator.hurdle]\nthreshold = 2", ["evaluator.hurdle.threshold = 2", "[0, 1]"]),
     ("[evaluator.agent]\nlearning_rate = -1",
      ["evaluator.agent.learning_rate = -1", "positive"]),

@@ -118,8 +118,11 @@ def traced(trained):
                                                 None, None, None, 32, "trace")
     alone, alone_params = _train_keeping_params([DQN], CARTPOLE, [DQN_SEED], CONFIG, BUDGET,
                                                 None, None, None, 32, "trace")
+    # DDQN from the last group (agent 25), whose neighbours are other built-ins
+    ddqn = train_population([programs[25]], CARTPOLE, [seeds[25]], CONFIG, BUDGET,
+                            loss_mode="trace")
     return {"batch": batch, "alone": alone[0], "batch_params": batch_params,
-            "alone_params": alone_params[0]}
+            "alone_params": alone_params[0], "ddqn_alone": ddqn[0]}
 
 
 def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, traced):
@@ -134,9 +137,8 @@ def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, trac
     assert traced["batch"][1].status == "nan" and traced["batch"][1].updates == 0
     for run, interpreted in zip(traced["batch"], trained["batch"]):
         assert run.status == interpreted.status and run.steps == interpreted.steps
-    # DQN's loss is written out with the same operations the interpreter selects:
-    # tracing it changes nothing, to the last bit
-    _same(alone, trained["alone"])
+    assert trained["programs"][25] == library.builtin("ddqn")
+    _same(traced["batch"][25], traced["ddqn_alone"])
 
 
 def test_auto_traces_the_losses_from_a_step_budget_on(monkeypatch):
