@@ -10,6 +10,9 @@ Values travel in one uniform shape, ``(B, A)``: a FLOAT is replicated across the
 action columns, an ACTION is one-hot, LIST and PROB are themselves. Each branch
 converts its arguments to the shapes its op's signature expects, calls the op and
 lifts the result back.
+
+:class:`TracedLoss` is the other way to run a program in the trainer: written out node
+by node into a compiled call made for it, with the same inputs and draws.
 """
 
 from __future__ import annotations

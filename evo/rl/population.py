@@ -57,9 +57,11 @@ LOSS_MODES = ("auto", "interpret", "trace")
 # "auto" traces the programs into the compiled call (loss_mode "trace") when an agent's
 # step budget is at least this: tracing doubles the steps/s of DQN at 64-64 on CartPole
 # (bench/bench_population.py, section speed) but compiles each new group of programs
-# (about 5 s on one core), which a batch of agents repays after about 25k steps each.
+# (6 s on CartPole, 17 s on MiniGrid, one core). For a batch of 16 new programs
+# (section modes) it broke even at CartPole's 10k steps and was 1.9x faster at Acrobot's
+# 20k and 2.3x at MiniGrid-Empty-5x5's 30k, compilation included.
 # The choice depends on the budget only, never on which programs share a batch.
-TRACE_FROM_STEPS = 25_000
+TRACE_FROM_STEPS = 15_000
 
 
 CACHE_MAX_BYTES = 2 * 1024**3
