@@ -77,10 +77,10 @@ def _use_compilation_cache() -> None:
         return
     jax.config.update("jax_compilation_cache_dir", os.path.expanduser(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 2.0)
-    _trim_cache(os.path.expanduser(where))
+    trim_cache(os.path.expanduser(where))
 
 
-def _trim_cache(where: str, max_bytes: int = CACHE_MAX_BYTES) -> None:
+def trim_cache(where: str, max_bytes: int = CACHE_MAX_BYTES) -> None:
     """Delete the least recently written entries of the cache at ``where`` beyond
     ``max_bytes``: traced losses (``loss_mode="trace"``) add one compiled trainer per new
     group of programs (about 0.2 MB each), so a long search would grow it without bound.

@@ -321,13 +321,13 @@ def test_minigrid_replay_stores_bytes_and_trains_bit_identically(monkeypatch):
 
 
 def test_the_compilation_cache_keeps_its_newest_entries_within_its_size(tmp_path):
-    from evo.rl.population import _trim_cache
+    from evo.rl.population import trim_cache
 
     for i in range(10):
         entry = tmp_path / f"jit_trainer-{i}-cache"
         entry.write_bytes(b"x" * 100)
         os.utime(entry, (1000 + i, 1000 + i))
-    _trim_cache(str(tmp_path), max_bytes=450)
+    trim_cache(str(tmp_path), max_bytes=450)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         f"jit_trainer-{i}-cache" for i in range(6, 10)]
-    _trim_cache(str(tmp_path / "missing"))  # no cache yet: nothing to do, no error
+    trim_cache(str(tmp_path / "missing"))  # no cache yet: nothing to do, no error
