@@ -254,9 +254,6 @@ class TracedLoss:
     def __init__(self, program: Program, max_nodes: int = DEFAULT_MAX_NODES) -> None:
         encode(program, max_nodes)  # the same checks (op set, inputs, capacity)
         self.program = program
-        ids = program.ids
-        self.calls = frozenset(NET_CALLS.index((ids[args[0]], ids[args[1]]))
-                               for _, op, args in program.plan if op.kind == "apply")
         self._key = (tuple((idx, op.name, args) for idx, op, args in program.plan),
                      program.output)
 
