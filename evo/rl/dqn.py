@@ -76,6 +76,11 @@ class DQNConfig:
         return [f.name for f in fields(cls)]
 
 
+# How the population trainer runs the loss programs (evo.rl.population.train_population):
+# "interpret", "trace", or "auto" (chosen by the step budget; docs/population.md).
+LOSS_MODES = ("auto", "interpret", "trace")
+
+
 @dataclass
 class AgentRun:
     """What one agent's training produced."""

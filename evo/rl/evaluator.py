@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 import envs as envlib
 from evo.errors import ConfigError
-from evo.rl.dqn import DQNConfig, train
+from evo.rl.dqn import LOSS_MODES, DQNConfig, train
 from graphs.core.errors import ProgramError
 from graphs.core.program import Program
 
@@ -173,9 +173,9 @@ class RLEvaluator:
         if not isinstance(max_nodes, int) or isinstance(max_nodes, bool) or max_nodes < 1:
             raise ConfigError(f"max_nodes = {max_nodes!r}: must be a positive integer")
         self.max_nodes = max_nodes
-        if loss_mode not in ("auto", "interpret", "trace"):
-            raise ConfigError(f"loss_mode = {loss_mode!r}: must be one of auto, interpret, "
-                              "trace")
+        if loss_mode not in LOSS_MODES:
+            raise ConfigError(f"loss_mode = {loss_mode!r}: must be one of "
+                              f"{', '.join(LOSS_MODES)}")
         self.loss_mode = loss_mode
         if not isinstance(hurdle_credit, int | float) or not 0.0 <= hurdle_credit <= 1.0:
             raise ConfigError(f"hurdle_credit = {hurdle_credit!r}: must be a number in [0, 1]")

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 
 from envs import Budget, EnvSpec
-from evo.rl.dqn import AgentRun, DQNConfig, max_episode_steps
+from evo.rl.dqn import LOSS_MODES, AgentRun, DQNConfig, max_episode_steps
 from evo.rl.interpreter import (
     DEFAULT_MAX_NODES,
     NET_CALLS,
@@ -53,7 +53,6 @@ OK, NAN = 0, 1
 # 24 on MiniGrid-Empty-5x5); every call over one group of this size keeps an agent's
 # numbers the same alone and in any batch (docs/population.md).
 GROUP = 8
-LOSS_MODES = ("auto", "interpret", "trace")
 # "auto" traces the programs into the compiled call (loss_mode "trace") when an agent's
 # step budget is at least this: tracing doubles the steps/s of DQN at 64-64 on CartPole
 # (bench/bench_population.py, section speed) but compiles each new group of programs

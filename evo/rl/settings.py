@@ -9,7 +9,7 @@ from typing import Any
 
 from evo.checks import bad, check_keys, choice, integer, list_of, real, upto
 from evo.errors import ConfigError
-from evo.rl.dqn import DQNConfig
+from evo.rl.dqn import LOSS_MODES, DQNConfig
 from graphs.core.errors import is_real
 
 # Upper bounds: far above any real run, low enough that a typo is an error up front.
@@ -133,7 +133,7 @@ def evaluator_section(raw: Mapping[str, Any]) -> EvaluatorSection:
     if "max_nodes" in raw:
         values["max_nodes"] = integer(1, 1024)(raw["max_nodes"], "evaluator.max_nodes")
     if "loss_mode" in raw:
-        values["loss_mode"] = choice(("auto", "interpret", "trace"))(raw["loss_mode"],
+        values["loss_mode"] = choice(LOSS_MODES)(raw["loss_mode"],
                                                                      "evaluator.loss_mode")
 
     hurdle = raw.get("hurdle", True)
