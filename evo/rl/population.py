@@ -11,7 +11,8 @@ Every agent has its own program, networks, Adam state, replay buffer, environmen
 and random streams; nothing is shared across the population axis, and every compiled
 call runs one group of :data:`GROUP` agents, compiled without fused multiply-add
 (:mod:`evo.rl.xla_flags`), so an agent's results do not depend, to the last bit, on
-which other agents share its batch. Environments with a
+which other agents share its batch; agents that finish early leave their group, and
+the rest are packed into fewer groups. Environments with a
 compiled port (:mod:`evo.rl.ports`) run inside the compiled loop; any other
 environment is stepped on the host and feeds the same compiled update.
 """
@@ -505,9 +506,8 @@ def train_population(
     requested = len(seeds)
     port = port_for(spec)
     if requested:
-        # Pad the population with copies of the last agent to whole groups of GROUP
-        # agents; on a compiled port the copies train (and finish with it), on the
-        # host (whose steps cost) they idle.
+        # Pad the population with idle copies of the last agent to whole groups of
+        # GROUP agents: they never step, and their lanes are dropped by the first repack.
         extra = bucket_size(requested) - requested
         programs = list(programs) + [programs[-1]] * extra
         seeds = seeds + [seeds[-1]] * extra
@@ -541,42 +541,45 @@ def train_population(
     # Every compiled call takes one group of GROUP agents: XLA:CPU picks its kernels by
     # size, so a call over the whole batch rounded differently for different batch
     # sizes; groups of one size compute every agent's numbers the same in any batch.
-    groups, group_codes, group_envs, group_losses = [], [], [], []
+    groups: list[_Group] = []
     for lo in range(0, k, GROUP):
         part = slice(lo, lo + GROUP)
         seeds_arr = jnp.asarray(seeds[part], jnp.uint32)
+        envs_part = None
         if port is not None:
             obs, env_state = _reset_all(setup, seeds_arr)
         else:
-            group_envs.append(host_envs[part])
+            envs_part = host_envs[part]
             obs = jnp.asarray(np.stack([e.reset(seed=s)[0]
-                                        for e, s in zip(host_envs[part], seeds[part])]))
+                                        for e, s in zip(envs_part, seeds[part])]))
             env_state = jnp.zeros(GROUP)
         agents = _init_all(setup, seeds_arr, obs, env_state)
-        if port is None and lo + GROUP > requested:  # idle copies: never stepped
-            idle = np.arange(lo, lo + GROUP) >= requested
-            agents = agents._replace(active=agents.active & jnp.asarray(~idle))
-        groups.append(agents)
-        group_codes.append({name: v[part] for name, v in codes.items()})
-        group_losses.append(None if traced is None else tuple(traced[part]))
+        slots = np.arange(lo, lo + GROUP)
+        if lo + GROUP > requested:  # the padding copies never step
+            slots = np.where(slots < requested, slots, -1)
+            agents = agents._replace(active=agents.active & jnp.asarray(slots >= 0))
+        groups.append(_Group(agents, slots, {name: v[part] for name, v in codes.items()},
+                             None if traced is None else tuple(traced[part]), envs_part))
 
     t = 0
     timed_out = False
     next_progress = 1000
+    finals: dict[int, _Final] = {}
     while True:
-        # a group whose agents have all finished is not run again
-        live = [i for i, g in enumerate(groups) if bool(g.active.any())]
-        if not live:
+        # finished groups leave (their results are kept), half-empty ones merge
+        groups = _regroup(groups, finals, traced is not None)
+        if not groups:
             break
         if port is not None:
-            for i in live:
-                groups[i] = _run_chunk(setup, groups[i], group_codes[i], CHUNK,
-                                       jnp.int32(t), group_losses[i])
+            for i, g in enumerate(groups):
+                groups[i] = g._replace(agents=_run_chunk(setup, g.agents, g.codes, CHUNK,
+                                                         jnp.int32(t), g.losses))
             t += CHUNK
         else:
-            for i in live:
-                groups[i] = _host_chunk(setup, groups[i], group_codes[i], group_envs[i], t,
-                                        t + 1 >= config.learning_starts, group_losses[i])
+            for i, g in enumerate(groups):
+                groups[i] = g._replace(agents=_host_chunk(
+                    setup, g.agents, g.codes, g.envs, t, t + 1 >= config.learning_starts,
+                    g.losses))
             t += 1
         if time_limit is not None and time.perf_counter() - t_start > time_limit:
             timed_out = True
@@ -584,13 +587,114 @@ def train_population(
         if on_progress is not None and t >= next_progress:
             on_progress(t, max_steps)
             next_progress = t + 1000
-    agents = _gather(groups)
+    for g in groups:
+        _keep_finals(g, np.ones(GROUP, bool), finals)
+    groups.clear()
     if host_envs is not None:
         for env in host_envs:
             env.close()
     unfinished = step_limit is not None and (budget.steps or 0) > step_limit
-    return _results(agents, seeds, time.perf_counter() - t_start, timed_out, time_limit,
-                    step_limit, budget.episodes, unfinished)[:requested]
+    return _results([finals[i] for i in range(requested)], seeds,
+                    time.perf_counter() - t_start, timed_out, time_limit, step_limit,
+                    budget.episodes, unfinished)
+
+
+class _Group(NamedTuple):
+    """One compiled call's agents and what goes with them, lane by lane."""
+
+    agents: Agent
+    slots: np.ndarray  # each lane's agent: its index in the population, -1 for padding
+    codes: dict  # the lanes' instruction arrays (the interpreter's input)
+    losses: tuple | None  # the lanes' traced losses (loss mode "trace")
+    envs: list | None  # the lanes' host environments (no compiled port)
+
+
+class _Final(NamedTuple):
+    """What an agent's result is made of, on the host."""
+
+    params: Any
+    returns: np.ndarray
+    episodes: int
+    steps: int
+    updates: int
+    active: bool
+    failure: int
+    failed_at: int
+
+
+def _keep_finals(group: _Group, lanes: np.ndarray, finals: dict[int, _Final]) -> None:
+    """Copy the result of each of ``group``'s ``lanes`` (a mask) that holds an agent."""
+    lanes = lanes & (group.slots >= 0)
+    if not lanes.any():
+        return
+    a = group.agents
+    host = jax.device_get((a.params, a.returns, a.episodes, a.steps, a.updates, a.active,
+                           a.failure, a.failed_at))
+    for lane in np.flatnonzero(lanes):
+        params, returns, *rest = jax.tree.map(lambda x, lane=lane: x[lane], host)
+        finals[int(group.slots[lane])] = _Final(params, returns, *map(int, rest))
+
+
+def _regroup(groups: list[_Group], finals: dict[int, _Final], traced: bool) -> list[_Group]:
+    """The groups to run next: a group whose agents have all finished leaves (its
+    results go to ``finals``, its memory is freed), and the active agents of groups
+    that are partly finished move into fewer groups when that saves a compiled call
+    per step, or for traced losses (where each new group compiles) when it saves at
+    least as many groups as it creates. An agent computes the same numbers in any lane
+    of any group (docs/population.md), so moving it changes nothing but the cost."""
+    active = [np.asarray(g.agents.active) for g in groups]
+    for i, on in enumerate(active):
+        if not on.any():
+            _keep_finals(groups[i], np.ones(GROUP, bool), finals)
+    live = [i for i, on in enumerate(active) if on.any()]
+    partial = [i for i in live if not active[i].all()]
+    n = sum(int(active[i].sum()) for i in partial)
+    new = -(-n // GROUP)
+    if len(partial) - new < (max(new, 1) if traced else 1):
+        return [groups[i] for i in live]
+    for i in partial:
+        _keep_finals(groups[i], ~active[i], finals)
+    full = [groups[i] for i in live if i not in partial]
+    moving = [(groups[i], active[i]) for i in partial]
+    groups.clear()  # the caller's references: the old groups are freed while merging
+    return full + _merge(moving)
+
+
+def _merge(partial: list[tuple[_Group, np.ndarray]]) -> list[_Group]:
+    """The active lanes of ``partial`` groups packed into whole groups, in order; the
+    last is padded with idle copies of its last agent. Copies one field at a time and
+    frees the old groups' arrays as it goes (the replay buffers are most of memory)."""
+    picks = [(i, lane) for i, (_, on) in enumerate(partial) for lane in np.flatnonzero(on)]
+    n = len(picks)
+    sizes = [min(GROUP, n - lo) for lo in range(0, n, GROUP)]
+    picks += [picks[-1]] * (-n % GROUP)
+    packs = [picks[lo:lo + GROUP] for lo in range(0, len(picks), GROUP)]
+    treedef = jax.tree.structure(partial[0][0].agents)
+    parts = [jax.tree.leaves(g.agents) for g, _ in partial]
+    groups = [g._replace(agents=None) for g, _ in partial]
+    partial.clear()  # with it the last references to the old groups' agents
+    leaves: list[list] = [[] for _ in packs]
+    for j in range(len(parts[0])):
+        for out, pack in zip(leaves, packs):
+            out.append(jnp.concatenate([parts[i][j][lane:lane + 1] for i, lane in pack]))
+        for p in parts:
+            p[j] = None  # the old group's last reference to this field
+    merged = []
+    for out, pack, size in zip(leaves, packs, sizes):
+        agents = jax.tree.unflatten(treedef, out)
+        idle = np.arange(GROUP) >= size
+        slots = np.asarray([groups[i].slots[lane] for i, lane in pack])
+        if idle.any():
+            agents = agents._replace(active=agents.active & jnp.asarray(~idle))
+            slots = np.where(idle, -1, slots)
+        first = groups[pack[0][0]]
+        codes = {name: jnp.stack([groups[i].codes[name][lane] for i, lane in pack])
+                 for name in first.codes}
+        losses = (None if first.losses is None
+                  else tuple(groups[i].losses[lane] for i, lane in pack))
+        envs = None if first.envs is None else [groups[i].envs[lane] for i, lane in pack]
+        merged.append(_Group(agents, slots, codes, losses, envs))
+    return merged
 
 
 def loss_mode_for(budget: Budget, loss_mode: str = "auto") -> str:
@@ -600,28 +704,6 @@ def loss_mode_for(budget: Budget, loss_mode: str = "auto") -> str:
     if loss_mode != "auto":
         return loss_mode
     return "trace" if (budget.steps or 0) >= TRACE_FROM_STEPS else "interpret"
-
-
-def _gather(groups: list[Agent]) -> Agent:
-    """The groups' agents as one population of numpy arrays. Takes the list's arrays
-    (it is emptied) and frees each group's part of an array once copied, so the peak is
-    the result plus one group's part, not two copies of every replay buffer (13.7 GB
-    at the end of a 50-agent MultiRoom run whose buffers held 6.3 GB)."""
-    treedef = jax.tree.structure(groups[0])
-    parts = [jax.tree.leaves(g) for g in groups]
-    groups.clear()
-    leaves = []
-    for j in range(len(parts[0])):
-        first = parts[0][j]
-        out = np.empty((sum(p[j].shape[0] for p in parts), *first.shape[1:]), first.dtype)
-        lo = 0
-        for p in parts:
-            n = p[j].shape[0]
-            out[lo:lo + n] = np.asarray(p[j])
-            p[j] = None  # the last reference: the group's array is freed
-            lo += n
-        leaves.append(out)
-    return jax.tree.unflatten(treedef, leaves)
 
 
 def bucket_size(k: int) -> int:
@@ -652,24 +734,22 @@ def _host_chunk(setup: _Setup, agents: Agent, codes: dict, envs: list, t: int, l
     return _host_step(setup, agents, codes, learn, noise, transition, losses)
 
 
-def _results(agents: Agent, seeds: list[int], seconds: float, timed_out: bool,
+def _results(finals: list[_Final], seeds: list[int], seconds: float, timed_out: bool,
              time_limit: float | None, step_limit: int | None, episodes: int | None,
              unfinished: bool) -> list[AgentRun]:
-    host = jax.device_get(agents)
     runs = []
-    for i, seed in enumerate(seeds):
-        n_eps = int(host.episodes[i])
-        run = AgentRun(seed, [float(x) for x in host.returns[i][:n_eps]], int(host.steps[i]),
-                       int(host.updates[i]), seconds=seconds)
-        if int(host.failure[i]) == NAN:
+    for f, seed in zip(finals, seeds):
+        run = AgentRun(seed, [float(x) for x in f.returns[:f.episodes]], f.steps, f.updates,
+                       seconds=seconds)
+        if f.failure == NAN:
             run.status = "nan"
             run.reason = f"the loss or the network parameters became NaN/inf at update " \
-                         f"{int(host.failed_at[i])}"
-        elif timed_out and bool(host.active[i]):
+                         f"{f.failed_at}"
+        elif timed_out and f.active:
             run.status = "timeout"
             run.reason = f"exceeded the {time_limit:g} s time limit after {run.steps} steps"
         elif step_limit is not None and run.steps >= step_limit and (
-                unfinished or (episodes is not None and n_eps < episodes)):
+                unfinished or (episodes is not None and f.episodes < episodes)):
             run.status = "timeout"
             run.reason = f"exceeded the step limit of {step_limit} before finishing its budget"
         runs.append(run)

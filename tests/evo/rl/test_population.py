@@ -57,16 +57,15 @@ def _train_keeping_params(*args) -> tuple[list, list]:
 
     kept = []
 
-    def results(agents, *rest):
-        kept.append(jax.device_get(agents.params))
-        return real(agents, *rest)
+    def results(finals, *rest):
+        kept.append([jax.tree.map(np.asarray, f.params) for f in finals])
+        return real(finals, *rest)
 
     real = population._results
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(population, "_results", results)
         runs = train_population(*args)
-    params = [jax.tree.map(lambda x, i=i: np.asarray(x[i]), kept[0])
-              for i in range(len(runs))]
+    params = kept[0]
     return runs, params
 
 
@@ -141,6 +140,36 @@ def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, trac
     _same(traced["batch"][25], traced["ddqn_alone"])
 
 
+@pytest.mark.parametrize("mode", ["interpret", "trace"])
+def test_agents_moved_out_of_half_finished_groups_train_the_same(trained, traced, mode,
+                                                                  monkeypatch):
+    # 16 agents in two groups; eight overflow at their first update (step 501), so after
+    # the first chunk the eight that go on are merged into one group: the DQN agent
+    # moves from lane 0 of a group of failures to a group of seven others, and every
+    # agent finishes as it did in the 32-batch (and the DQN agent as alone)
+    from evo.rl import population
+
+    programs, seeds = trained["programs"], trained["seeds"]
+    mixed = [DQN] + [OVERFLOWS] * 8 + programs[2:9]
+    merged = []
+    real = population._merge
+
+    def merge(partial):
+        merged.append([int(on.sum()) for _, on in partial])
+        return real(partial)
+
+    monkeypatch.setattr(population, "_merge", merge)
+    runs = train_population(mixed, CARTPOLE, [DQN_SEED] + [0] * 8 + seeds[2:9], CONFIG,
+                            BUDGET, loss_mode=mode)
+    assert merged == [[1, 7]]
+    reference = trained if mode == "interpret" else traced
+    _same(runs[0], reference["alone"])
+    for run in runs[1:9]:
+        assert run.status == "nan" and run.steps == CONFIG.learning_starts
+    for run, twin in zip(runs[9:], reference["batch"][2:9]):
+        _same(run, twin)
+
+
 def test_auto_traces_the_losses_from_a_step_budget_on(monkeypatch):
     from evo.rl import population
 
@@ -197,6 +226,12 @@ def test_environments_without_a_port_train_on_the_host():
     assert first.episode_returns != third.episode_returns  # own seed, own environment
     assert failed.status == "nan" and failed.updates == 0
     assert failed.steps == config.learning_starts
+    # in two groups, the two DQN agents merge into one once the seven failures stop
+    # (at step 51), and train as before
+    spread = train_population([DQN] + [OVERFLOWS] * 7 + [DQN], spec, [0] + [1] * 7 + [2],
+                              config, Budget(steps=300))
+    _same(spread[0], first)
+    _same(spread[-1], third)
 
 
 def test_a_host_step_does_not_move_the_replay_buffers(monkeypatch):
@@ -301,13 +336,13 @@ def test_minigrid_replay_stores_bytes_and_trains_bit_identically(monkeypatch):
     assert compact.obs_scale is not None and len(compact.obs_scale) == compact.obs_dim
     assert plain.obs_scale is None
     config = DQNConfig(hidden=(16,), learning_starts=20, batch_size=8, buffer_size=1_000)
-    finals, real = {}, population._results
+    finals, real = {}, population._keep_finals
 
-    def keep(agents, *args):
-        finals[len(finals)] = jax.device_get(agents)
-        return real(agents, *args)
+    def keep(group, *args):  # each run's one group, as it finishes
+        finals[len(finals)] = jax.device_get(group.agents)
+        return real(group, *args)
 
-    monkeypatch.setattr(population, "_results", keep)
+    monkeypatch.setattr(population, "_keep_finals", keep)
     runs = [train_population([DQN, DQN], spec, [0, 1], config, Budget(steps=150))
             for spec in (compact, plain)]
     assert finals[0].buffer.obs.dtype == np.uint8 and finals[1].buffer.obs.dtype == np.float32
