@@ -3,7 +3,8 @@
 Sections (each writes results/bench/population_<section>.json; one core pinned,
 ``BENCH_CORE`` picks it, one BLAS/XLA thread):
   memory     bytes per agent (networks, Adam, replay buffer) for CartPole and MiniGrid
-  flops      numpy's FLOP/s on this core for the network's own matmul shapes, and
+  flops      numpy's FLOP/s on this core for the network's own matmul shapes and for a
+             large 1024x1024x1024 matmul (the core's peak), and
              the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
   speed      agent-steps/s summed over agents, DQN on CartPole: the population
              trainer in both loss modes (interpreted, traced) at K = 1, 8, 32, 128
@@ -116,7 +117,11 @@ def matmul_flops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
 
 
 def section_flops() -> dict:
-    out = {}
+    # The core's own ceiling: numpy's float32 matmul on large square matrices, where
+    # BLAS is closest to the core's peak; the agent-steps/s it would allow if every
+    # FLOP of an agent-step ran at that rate (no small-shape overhead, nothing else).
+    peak = matmul_flops(1024, 1024, 1024, seconds=2.0)
+    out: dict = {"core_peak_flops_per_s": peak, "core_peak_shape": "1024x1024x1024"}
     for hidden in ((64, 64), (256, 256)):
         h = hidden[0]
         shapes = {f"{BATCH}x{OBS}x{h}": (BATCH, OBS, h), f"{BATCH}x{h}x{h}": (BATCH, h, h),
@@ -130,6 +135,7 @@ def section_flops() -> dict:
             "numpy_flops_per_s": rates,
             "flops_per_agent_step": flops_per_step(hidden),
             "limit_agent_steps_per_s": 1.0 / seconds,
+            "core_peak_agent_steps_per_s": peak / flops_per_step(hidden),
         }
     return out
 
@@ -172,7 +178,10 @@ def section_speed(reps: int = 3) -> dict:
     limits = section_flops()
     for label, config, steps, ks, numpy_ks in plans:
         res: dict = {"steps_per_agent": steps,
-                     "flop_limit_agent_steps_per_s": limits[label]["limit_agent_steps_per_s"]}
+                     "flop_limit_agent_steps_per_s": limits[label]["limit_agent_steps_per_s"],
+                     "core_peak_agent_steps_per_s": limits[label][
+                         "core_peak_agent_steps_per_s"],
+                     "core_peak_flops_per_s": limits["core_peak_flops_per_s"]}
         for k in ks:
             entry: dict = {}
             rates: dict = {mode: [] for mode in LOSS_MODES}
@@ -207,6 +216,9 @@ def section_speed(reps: int = 3) -> dict:
         best_numpy = max(v["numpy_lockstep_agent_steps_per_s"] for v in res.values()
                          if isinstance(v, dict) and "numpy_lockstep_agent_steps_per_s" in v)
         res["numpy_best_lockstep"] = best_numpy
+        # what 5x the numpy trainer's best would ask of this core
+        res["five_x_numpy_best_share_of_core_peak"] = (
+            5 * best_numpy / res["core_peak_agent_steps_per_s"])
         for key, v in res.items():
             if key.startswith("K="):
                 for mode in LOSS_MODES:
@@ -215,28 +227,47 @@ def section_speed(reps: int = 3) -> dict:
     return out
 
 
-def _batch_cpu(config: DQNConfig, budget: envs.Budget, loss_mode: str = "auto") -> dict:
-    programs = _programs(32)
+def _scratch(k: int) -> list:
+    """``k`` random from-scratch programs (skeleton + 7 nodes), as a search draws them."""
+    return [from_scratch(7, seed=1000 + s) for s in range(k)]
+
+
+def _batch_cpu(config: DQNConfig, budget: envs.Budget, loss_mode: str = "auto",
+               programs: list | None = None) -> dict:
+    mixed = programs is None
+    programs = _programs(32) if mixed else programs
     wall0, cpu0 = time.perf_counter(), time.process_time()
     runs = train_population(programs, CARTPOLE, [0] * 32, config, budget, loss_mode=loss_mode)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     scores = [CARTPOLE.score(r.episode_returns) for r in runs]
-    return {"cpu_seconds_per_candidate": cpu / 32, "wall_seconds": wall, "cpu_seconds": cpu,
-            "agent_steps": sum(r.steps for r in runs), "dqn_score": scores[0],
-            "dqnreg_score": scores[1], "random_median_score": statistics.median(scores[2:]),
-            "statuses": {s: sum(r.status == s for r in runs) for s in {r.status for r in runs}}}
+    out = {"cpu_seconds_per_candidate": cpu / 32, "wall_seconds": wall, "cpu_seconds": cpu,
+           "agent_steps": sum(r.steps for r in runs),
+           "statuses": {s: sum(r.status == s for r in runs) for s in {r.status for r in runs}}}
+    if mixed:
+        out.update(dqn_score=scores[0], dqnreg_score=scores[1],
+                   random_median_score=statistics.median(scores[2:]))
+    else:
+        out.update(median_score=statistics.median(scores), max_score=max(scores))
+    return out
 
 
 def section_candidate(cases: tuple = ()) -> dict:
     """The discovery budget in the mode "auto" picks (interpreted), the full hurdle in
     both loss modes (compilation included: these programs are new to each)."""
     out = {}
-    for label, config, budget, mode in cases or (
+    for label, config, budget, mode, *programs in cases or (
             ("discovery_64-64_10k_steps", SMALL, envs.Budget(steps=10_000), "auto"),
             ("hurdle_64-64_400_episodes", SMALL, envs.Budget(episodes=400), "interpret"),
-            ("hurdle_64-64_400_episodes_traced", SMALL, envs.Budget(episodes=400), "trace")):
-        first = _batch_cpu(config, budget, mode)  # includes the compilation
-        warm = _batch_cpu(config, budget, mode) if budget.steps else None
+            ("hurdle_64-64_400_episodes_traced", SMALL, envs.Budget(episodes=400), "trace"),
+            # a from-scratch draw, where almost nothing learns: what tracing's
+            # compilation costs when every agent stops after a few thousand steps
+            ("scratch_64-64_400_episodes", SMALL, envs.Budget(episodes=400), "interpret",
+             _scratch(32)),
+            ("scratch_64-64_400_episodes_traced", SMALL, envs.Budget(episodes=400), "trace",
+             _scratch(32))):
+        programs = programs[0] if programs else None
+        first = _batch_cpu(config, budget, mode, programs)  # includes the compilation
+        warm = _batch_cpu(config, budget, mode, programs) if budget.steps else None
         entry = warm or first
         entry["first_call_wall_seconds"] = first["wall_seconds"]
         if warm:
