@@ -16,7 +16,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
              32 programs, one after another) and at the full hurdle (400 episodes),
              interpreted and traced (compilation included; ~25 min)
-  candidate256  the same at the full hurdle with the paper's 256-256 agent (~10 min)
+  candidate256  the same at the full hurdle with the paper's 256-256 agent, both loss
+             modes (~15 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
              losses (2 seeds); the numpy trainer on the same programs and seeds;
@@ -287,8 +288,9 @@ def section_candidate(cases: tuple = ()) -> dict:
 
 
 def section_candidate256() -> dict:
-    return section_candidate((("hurdle_256-256_400_episodes", PAPER, envs.Budget(episodes=400),
-                               "auto"),))
+    return section_candidate((
+        ("hurdle_256-256_400_episodes", PAPER, envs.Budget(episodes=400), "interpret"),
+        ("hurdle_256-256_400_episodes_traced", PAPER, envs.Budget(episodes=400), "trace")))
 
 
 def _curves(runs) -> list[list[float]]:
