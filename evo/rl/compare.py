@@ -88,9 +88,10 @@ def compare(programs: Mapping[str, Program], env_ids: Sequence[str], seeds: int,
         scores["envs"][spec.id] = {"budget": {"episodes": budget.episodes,
                                               "steps": budget.steps}, "programs": table}
         if trainer == "population":  # how the losses ran (docs/population.md)
-            from evo.rl.population import loss_mode_for
+            from evo.rl.population import episode_steps, loss_mode_for
 
-            scores["envs"][spec.id]["loss_mode"] = loss_mode_for(budget)
+            scores["envs"][spec.id]["loss_mode"] = loss_mode_for(budget, "auto",
+                                                                 episode_steps(spec))
         raw[spec.id] = {name: [list(map(float, r.episode_returns)) for r in agent_runs]
                         for name, agent_runs in runs.items()}
         _plot(spec.id, raw[spec.id], out / f"{_safe(spec.id)}.png")

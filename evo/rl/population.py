@@ -54,13 +54,17 @@ OK, NAN = 0, 1
 # 24 on MiniGrid-Empty-5x5); every call over one group of this size keeps an agent's
 # numbers the same alone and in any batch (docs/population.md).
 GROUP = 8
-# "auto" traces the programs into the compiled call (loss_mode "trace") when an agent's
-# step budget is at least this: tracing doubles the steps/s of DQN at 64-64 on CartPole
-# (bench/bench_population.py, section speed) but compiles each new group of programs
-# (6 s on CartPole, 17 s on MiniGrid, one core). For a batch of 16 new programs
-# (section modes) it broke even at CartPole's 10k steps and was 1.9x faster at Acrobot's
-# 20k and 2.3x at MiniGrid-Empty-5x5's 30k, compilation included.
-# The choice depends on the budget only, never on which programs share a batch.
+# "auto" traces the programs into the compiled call (loss_mode "trace") when an agent may
+# take at least this many steps (its step budget, or episodes x the episode cap):
+# tracing doubles the steps/s of DQN at 64-64 on CartPole (bench/bench_population.py,
+# section speed) but compiles each new group of programs (6 s on CartPole, 17 s on
+# MiniGrid, one core). For a batch of 16 new programs (section modes) it broke even at
+# CartPole's 10k steps and was 1.9x faster at Acrobot's 20k and 2.3x at
+# MiniGrid-Empty-5x5's 30k, compilation included; at the full CartPole hurdle (400
+# episodes, section candidate) a batch of 32 with two learners took 2.4x less CPU
+# traced, and a batch of 32 from-scratch draws that all stop early 1.28x more.
+# The choice depends on the budget and environment only, never on which programs
+# share a batch.
 TRACE_FROM_STEPS = 15_000
 
 
@@ -517,11 +521,11 @@ def train_population(
     codes_list = [encode(p, capacity) for p in programs]
     calls = tuple(any(i in c.calls for c in codes_list) for i in range(len(NET_CALLS)))
     codes = {name: jnp.asarray(v) for name, v in ProgramCode.stack(codes_list).items()}
-    traced = ([TracedLoss(p, capacity) for p in programs]
-              if loss_mode_for(budget, loss_mode) == "trace" else None)
     host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
     episode_cap = port.max_steps if port is not None else (
         max_episode_steps(host_envs[0]) or 10_000)
+    traced = ([TracedLoss(p, capacity) for p in programs]
+              if loss_mode_for(budget, loss_mode, episode_cap) == "trace" else None)
     max_steps = budget.steps or budget.episodes * episode_cap
     if step_limit is not None:
         max_steps = min(max_steps, step_limit)
@@ -697,13 +701,30 @@ def _merge(partial: list[tuple[_Group, np.ndarray]]) -> list[_Group]:
     return merged
 
 
-def loss_mode_for(budget: Budget, loss_mode: str = "auto") -> str:
+def loss_mode_for(budget: Budget, loss_mode: str = "auto",
+                  episode_steps: int | None = None) -> str:
     """The loss mode a training with ``budget`` runs in: ``loss_mode`` itself, or for
-    ``"auto"``, ``"trace"`` from :data:`TRACE_FROM_STEPS` steps per agent (an episode
-    budget, whose steps are unknown in advance, is interpreted)."""
+    ``"auto"``, ``"trace"`` when an agent may take :data:`TRACE_FROM_STEPS` steps or
+    more: its step budget, or for an episode budget, the episodes times the
+    environment's episode cap ``episode_steps`` (:func:`episode_steps`; without it an
+    episode budget is interpreted)."""
     if loss_mode != "auto":
         return loss_mode
-    return "trace" if (budget.steps or 0) >= TRACE_FROM_STEPS else "interpret"
+    steps = budget.steps or (budget.episodes or 0) * (episode_steps or 0)
+    return "trace" if steps >= TRACE_FROM_STEPS else "interpret"
+
+
+def episode_steps(spec: EnvSpec) -> int:
+    """The episode step cap the trainer assumes for ``spec``: its compiled port's, or
+    its environment's time limit (10,000 when it has none)."""
+    port = port_for(spec)
+    if port is not None:
+        return port.max_steps
+    env = spec.make(0)
+    try:
+        return max_episode_steps(env) or 10_000
+    finally:
+        env.close()
 
 
 def bucket_size(k: int) -> int:
