@@ -237,11 +237,12 @@ def _batch_cpu(config: DQNConfig, budget: envs.Budget, loss_mode: str = "auto",
                programs: list | None = None) -> dict:
     mixed = programs is None
     programs = _programs(32) if mixed else programs
-    wall0, cpu0 = time.perf_counter(), time.process_time()
+    wall0, cpu0, compile0 = time.perf_counter(), time.process_time(), compile_seconds()
     runs = train_population(programs, CARTPOLE, [0] * 32, config, budget, loss_mode=loss_mode)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     scores = [CARTPOLE.score(r.episode_returns) for r in runs]
     out = {"cpu_seconds_per_candidate": cpu / 32, "wall_seconds": wall, "cpu_seconds": cpu,
+           "tracing_and_compiling_seconds": compile_seconds() - compile0,
            "agent_steps": sum(r.steps for r in runs),
            "statuses": {s: sum(r.status == s for r in runs) for s in {r.status for r in runs}}}
     if mixed:
