@@ -522,8 +522,7 @@ def train_population(
     calls = tuple(any(i in c.calls for c in codes_list) for i in range(len(NET_CALLS)))
     codes = {name: jnp.asarray(v) for name, v in ProgramCode.stack(codes_list).items()}
     host_envs = None if port is not None else [spec.make(seed) for seed in seeds]
-    episode_cap = port.max_steps if port is not None else (
-        max_episode_steps(host_envs[0]) or 10_000)
+    episode_cap = _episode_cap(port, host_envs[0] if host_envs else None)
     traced = ([TracedLoss(p, capacity) for p in programs]
               if loss_mode_for(budget, loss_mode, episode_cap) == "trace" else None)
     max_steps = budget.steps or budget.episodes * episode_cap
@@ -719,12 +718,16 @@ def episode_steps(spec: EnvSpec) -> int:
     its environment's time limit (10,000 when it has none)."""
     port = port_for(spec)
     if port is not None:
-        return port.max_steps
+        return _episode_cap(port, None)
     env = spec.make(0)
     try:
-        return max_episode_steps(env) or 10_000
+        return _episode_cap(None, env)
     finally:
         env.close()
+
+
+def _episode_cap(port: Port | None, env: Any) -> int:
+    return port.max_steps if port is not None else (max_episode_steps(env) or 10_000)
 
 
 def bucket_size(k: int) -> int:
