@@ -634,8 +634,11 @@ def _keep_finals(group: _Group, lanes: np.ndarray, finals: dict[int, _Final]) ->
     host = jax.device_get((a.params, a.returns, a.episodes, a.steps, a.updates, a.active,
                            a.failure, a.failed_at))
     for lane in np.flatnonzero(lanes):
-        params, returns, *rest = jax.tree.map(lambda x, lane=lane: x[lane], host)
-        finals[int(group.slots[lane])] = _Final(params, returns, *map(int, rest))
+        params, returns, episodes, steps, updates, active, failure, failed_at = (
+            jax.tree.map(lambda x, lane=lane: x[lane], host))
+        finals[int(group.slots[lane])] = _Final(
+            params, returns, int(episodes), int(steps), int(updates), bool(active),
+            int(failure), int(failed_at))
 
 
 def _regroup(groups: list[_Group], finals: dict[int, _Final], traced: bool) -> list[_Group]:
