@@ -15,7 +15,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              30 random programs) on the CartPole hurdle, at the discovery preset's
              budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
              32 programs, one after another) and at the full hurdle (400 episodes),
-             interpreted and traced (compilation included; ~25 min)
+             interpreted and traced, and a batch of 32 from-scratch draws at the full
+             hurdle in both modes (compilation included; ~10 min with EVO_JAX_CACHE=off)
   candidate256  the same at the full hurdle with the paper's 256-256 agent, both loss
              modes (~15 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
