@@ -17,6 +17,15 @@ The child processes get an environment without any thread variable
 Run: ``.venv/bin/python bench/bench_threads.py [--reps N] [--steps N] [--trials N]``
 (about 3 minutes on 2 busy cores with the defaults); writes
 ``results/bench/threads.json``.
+
+``--section xla`` measures JAX's own CPU thread pool (the population trainer), which
+the BLAS variables do not reach: XLA's CPU client starts one pool per process with a
+thread per core it may use, unless ``PJRT_NPROC`` says otherwise. A child process trains
+16 DQN agents on CartPole (64-64, interpreted losses) once to compile, then again,
+timed, with the environment evo's workers get now (``PJRT_NPROC=1``) and the one they
+got before (the same without it), alternating, medians of ``--reps``: two children at
+once on a quiet machine (two workers), one child beside a busy process per core, and
+one child alone. Writes ``results/bench/threads_xla.json`` (about 4 minutes).
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EVO = [sys.executable, "-m", "evo"]
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
-               "XLA_FLAGS")
+               "PJRT_NPROC", "XLA_FLAGS")
 
 RUN_CONFIG = """
 [run]
@@ -141,16 +150,123 @@ def bench_run(cores: int, trials: int, steps: int, tmp: Path) -> dict:
     return out
 
 
+XLA_CHILD = """
+import json, os, sys, time
+import envs
+from evo.rl.dqn import DQNConfig
+from evo.rl.population import train_population
+from graphs.rl_loss.library import builtin
+steps, k = int(sys.argv[1]), 16
+config = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500)
+args = ([builtin("dqn")] * k, envs.get("CartPole"), list(range(k)), config,
+        envs.Budget(steps=steps))
+train_population(*args, loss_mode="interpret")  # compiles (or loads from the cache)
+wall, cpu = time.perf_counter(), time.process_time()
+train_population(*args, loss_mode="interpret")
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+tasks = os.listdir(f"/proc/{os.getpid()}/task")
+names = [open(f"/proc/{os.getpid()}/task/{t}/comm").read().strip() for t in tasks]
+print(json.dumps({"wall_s": wall, "cpu_s": cpu, "agent_steps_per_s": k * steps / wall,
+                  "xla_pool_threads": sum("XLAEigen" in n for n in names)}))
+"""
+
+
+def _xla_env(pool_capped: bool) -> dict[str, str]:
+    from evo.workers.base import thread_env
+
+    env = {**clean_env(), **thread_env(1)}  # what evo's workers get now ...
+    if not pool_capped:
+        del env["PJRT_NPROC"]  # ... and what they got before
+    return env
+
+
+def _xla_children(n: int, pool_capped: bool, steps: int, tmp: Path) -> list[dict]:
+    procs = [subprocess.Popen([sys.executable, "-c", XLA_CHILD, str(steps)], cwd=tmp,
+                              env=_xla_env(pool_capped), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    out = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"the XLA child failed:\n{stderr[-2000:]}")
+        out.append(json.loads(stdout.strip().splitlines()[-1]))
+    return out
+
+
+def bench_xla(cores: int, reps: int, steps: int, tmp: Path) -> dict:
+    """Agent-steps/s of the population trainer with JAX's thread pool capped at one
+    thread (evo's workers now) and uncapped (before), in the three situations above."""
+    out: dict = {"steps_per_agent": steps, "agents_per_process": 16, "reps": reps}
+    for label, n, busy in ((f"{cores} trainers at once, quiet", cores, 0),
+                           ("1 trainer beside a busy process per core", 1, cores),
+                           ("1 trainer alone, quiet", 1, 0)):
+        got: dict[bool, list[list[dict]]] = {True: [], False: []}
+        procs = start_busy(busy)
+        try:
+            for rep in range(reps):
+                for capped in ((True, False) if rep % 2 == 0 else (False, True)):
+                    got[capped].append(_xla_children(n, capped, steps, tmp))
+        finally:
+            stop_busy(procs)
+        entry = {}
+        for capped, name in ((True, "PJRT_NPROC=1 (now)"), (False, "uncapped (before)")):
+            summed = [sum(c["agent_steps_per_s"] for c in run) for run in got[capped]]
+            entry[name] = {
+                "agent_steps_per_s_summed": round(statistics.median(summed)),
+                "cpu_s_per_process": round(statistics.median(
+                    c["cpu_s"] for run in got[capped] for c in run), 2),
+                "wall_s_per_process": round(statistics.median(
+                    c["wall_s"] for run in got[capped] for c in run), 2),
+                "xla_pool_threads": got[capped][0][0]["xla_pool_threads"],
+                "reps_summed": [round(x) for x in summed]}
+        now, before = entry.values()
+        entry["now/before agent-steps/s"] = round(
+            now["agent_steps_per_s_summed"] / before["agent_steps_per_s_summed"], 2)
+        out[label] = entry
+        print(f"  {label}: {json.dumps(entry)}", flush=True)
+    return out
+
+
+def main_xla(args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        figures = bench_xla(cores, args.reps, args.xla_steps, Path(tmp))
+        total = time.perf_counter() - t0
+    import jax
+
+    result = {"command": "python bench/bench_threads.py " + " ".join(sys.argv[1:]),
+              "machine": {"cores": cores, "platform": platform.platform(),
+                          "python": platform.python_version(), "jax": jax.__version__},
+              **figures, "seconds": round(total, 1)}
+    output = args.output or str(ROOT / "results/bench/threads_xla.json")
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=1, help="alternating repetitions of evo eval")
+    parser.add_argument("--reps", type=int, default=None,
+                        help="alternating repetitions (default 1; xla: 3)")
     parser.add_argument("--steps", type=int, default=4000, help="evo eval's --steps")
     parser.add_argument("--trials", type=int, default=8, help="evo run's trials")
     parser.add_argument("--run-steps", type=int, default=1500, help="steps per evo run evaluation")
     parser.add_argument("--busy", type=int, default=None,
                         help="busy processes beside (default: one per core)")
-    parser.add_argument("-o", "--output", default=str(ROOT / "results/bench/threads.json"))
+    parser.add_argument("--section", choices=("blas", "xla"), default="blas",
+                        help="blas: evo eval and evo run (default); xla: JAX's thread pool")
+    parser.add_argument("--xla-steps", type=int, default=3000,
+                        help="steps per agent in the xla section")
+    parser.add_argument("-o", "--output", default=None,
+                        help="default results/bench/threads.json (xla: threads_xla.json)")
     args = parser.parse_args()
+    if args.section == "xla":
+        args.reps = args.reps or 3
+        main_xla(args)
+        return
+    args.reps = args.reps or 1
+    args.output = args.output or str(ROOT / "results/bench/threads.json")
     cores = os.cpu_count() or 1
     busy = start_busy(cores if args.busy is None else args.busy)
     try:

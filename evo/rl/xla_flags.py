@@ -1,4 +1,5 @@
-"""The XLA setting that keeps agents independent of their batch: no fused multiply-add.
+"""The XLA settings of the population trainer: no fused multiply-add (agents independent
+of their batch) and one thread in JAX's CPU pool (no cores lost to spinning threads).
 
 XLA:CPU contracts ``a*b + c`` into one FMA instruction wherever its fusion of a
 compiled program allows, and which products it contracts depends on the whole
@@ -15,6 +16,15 @@ XLA reads ``XLA_FLAGS`` once, when JAX starts its CPU backend, so :func:`configu
 runs when :mod:`evo.rl` is imported, before any JAX computation of ours. A user who
 set ``xla_cpu_max_isa`` keeps their choice; ``EVO_XLA_FMA=on`` keeps XLA's default
 (batch-dependent in the last bit, and measured no faster: 0.97-1.05x).
+
+JAX's CPU client runs one thread pool per process, sized when the backend starts by
+``PJRT_NPROC``, else by the cores the process may use. The trainer's operations are small
+(32-row matmuls), and a second pool thread mostly spins: on this project's 2-core
+machine one trainer alone ran 1.39x faster with one pool thread than with two, on 46%
+less CPU, and two trainers at once (two workers) 1.63x faster
+(``bench/bench_threads.py --section xla``). So :func:`configure` also sets
+``PJRT_NPROC=1`` unless the environment already sets it; search workers set it to
+``[workers] threads_per_worker`` (:func:`evo.workers.base.thread_env`).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import re
 import warnings
 
 FLAG = "--xla_cpu_max_isa=AVX"
+POOL_VAR = "PJRT_NPROC"  # threads in the CPU client's pool, read when the backend starts
 
 
 def configure() -> bool:
@@ -31,7 +42,10 @@ def configure() -> bool:
 
     Returns whether the trainer's programs compile without FMA. Warns once, and
     returns False, when JAX was already running without the flag (the setting can
-    only take effect in a fresh process)."""
+    only take effect in a fresh process). Also caps JAX's CPU pool at one thread
+    (:data:`POOL_VAR`) where the environment does not size it and JAX has not started."""
+    if POOL_VAR not in os.environ and not _backend_started():
+        os.environ[POOL_VAR] = "1"
     flags = os.environ.get("XLA_FLAGS", "")
     chosen = re.search(r"xla_cpu_max_isa=(\w+)", flags)
     if chosen:

@@ -62,11 +62,16 @@ class Outcome:
 
 
 # -- threads ---------------------------------------------------------------------------------
-# Read by OpenBLAS, OpenMP (GNU/LLVM/Intel), MKL, BLIS, Accelerate and numexpr when they load.
+# Read by OpenBLAS, OpenMP (GNU/LLVM/Intel), MKL, BLIS, Accelerate and numexpr when they load,
+# and (PJRT_NPROC) by JAX's CPU client, which sizes its one thread pool per process by it
+# when the backend starts; unset, that pool has one thread per core the process may use.
+# Two unpinned workers with two threads each ran the population trainer at half speed on 2
+# cores (bench/bench_threads.py, section "xla"): the pools' threads spin and preempt each other.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
-# XLA's CPU backend (JAX) runs one Eigen thread pool per process: single-threaded with these.
-XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false", "intra_op_parallelism_threads=1")
+               "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
+               "PJRT_NPROC")
+# XLA's Eigen matmuls single-threaded as well (the flag of XLA's older CPU runtime).
+XLA_ONE_THREAD = ("--xla_cpu_multi_thread_eigen=false",)
 
 
 def thread_env(threads: int, environ: Mapping[str, str] | None = None) -> dict[str, str]:

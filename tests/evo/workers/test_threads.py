@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
@@ -86,6 +88,58 @@ def test_local_pool_workers_run_threads_per_worker_blas_threads(restore_env, thr
     if threads == 1:  # JAX, if an evaluator imports it, gets a single-threaded XLA
         assert all(f in result["env"]["XLA_FLAGS"].split() for f in XLA_ONE_THREAD)
     assert blas_threads() == MANY  # the driver is left alone
+
+
+XLA_PROBE = """
+import os
+import jax.numpy as jnp
+(jnp.ones((64, 64)) @ jnp.ones((64, 64))).block_until_ready()
+names = [open(f"/proc/self/task/{t}/comm").read() for t in os.listdir("/proc/self/task")]
+print(sum("XLAEigen" in n for n in names))
+"""
+
+
+def xla_pool(program) -> dict:
+    """An evaluator that runs JAX and reports the threads of XLA's CPU pool."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(XLA_PROBE, {})  # the probe the test also runs in a plain process
+    return {"status": "ok", "fitness": 1.0, "xla_pool_threads": int(printed.getvalue())}
+
+
+def probe_xla_pool(code: str = XLA_PROBE, **env: str) -> int:
+    """XLA's CPU pool threads in a fresh process, with ``env`` and no PJRT_NPROC
+    otherwise; skips where the machine cannot tell one pool thread from several."""
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2+ usable cores: with one, XLA's pool has one thread anyway")
+    base = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
+    uncapped = subprocess.run([sys.executable, "-c", XLA_PROBE], env=base, text=True,
+                              capture_output=True, check=True).stdout
+    if int(uncapped) < 2:
+        pytest.skip(f"XLA's CPU pool threads are not visible by name here ({uncapped.strip()})")
+    return int(subprocess.run([sys.executable, "-c", code], env={**base, **env}, text=True,
+                              capture_output=True, check=True).stdout)
+
+
+def test_importing_evo_rl_gives_jax_one_cpu_thread_unless_told_otherwise():
+    """evo.rl sets PJRT_NPROC=1 before JAX starts (one trainer alone ran 1.39x faster on
+    46% less CPU than with a pool thread per core); a user's own setting stands."""
+    assert probe_xla_pool("import evo.rl\n" + XLA_PROBE) == 1
+    assert probe_xla_pool("import evo.rl\n" + XLA_PROBE, PJRT_NPROC="2") == 2
+
+
+def test_local_pool_workers_run_one_xla_thread_each(restore_env):
+    """JAX's CPU client sizes its thread pool by the cores a process may use, not by the
+    BLAS variables: two workers with two pool threads each ran the population trainer at
+    0.61x the speed on 2 cores (bench/bench_threads.py --section xla). A worker gets one."""
+    probe_xla_pool()  # skips where the pool cannot be seen
+    with LocalPool(xla_pool, workers=1, threads=1) as pool:
+        result = one_outcome(pool)
+    assert result["xla_pool_threads"] == 1, result
+    with LocalPool(xla_pool, workers=1, threads=2) as pool:
+        assert one_outcome(pool)["xla_pool_threads"] == 2
 
 
 def test_local_pool_default_workers_share_the_cores(restore_env):
