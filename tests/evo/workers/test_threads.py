@@ -142,6 +142,37 @@ def test_local_pool_workers_run_one_xla_thread_each(restore_env):
         assert one_outcome(pool)["xla_pool_threads"] == 2
 
 
+FMA_PROBE = """
+import jax.numpy as jnp
+from jax import jit
+a = jnp.full((64,), 1 + 2**-12, jnp.float32)
+r = float(jit(lambda a, c: a * a + c)(a, jnp.full((64,), -1.0, jnp.float32))[0])
+print("fma" if r != 2**-11 else "no fma")  # a fused a*a + c keeps the 2**-24 term
+"""
+
+
+@pytest.mark.parametrize("order", ["evo.rl, then the thread cap", "the thread cap, then evo.rl"])
+def test_the_thread_cap_leaves_the_trainers_fma_flag_working(order):
+    """XLA stops reading XLA_FLAGS at a word that is not a flag: evo's thread cap once
+    added `intra_op_parallelism_threads=1`, and a process that capped its threads before
+    importing evo.rl (`evo eval`, Ray tasks, bench/bench_population.py) compiled with
+    fused multiply-adds, batch-dependent in the last bit (evo/rl/xla_flags.py)."""
+    steps = ["import evo.rl", "from evo.workers.base import limit_threads; limit_threads(1)"]
+    if order.startswith("the thread cap"):
+        steps.reverse()
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "EVO_XLA_FMA")}
+    env["EVO_JAX_CACHE"] = "off"
+    out = subprocess.run([sys.executable, "-c", "\n".join(steps) + FMA_PROBE], env=env,
+                         text=True, capture_output=True, check=True).stdout.strip()
+    assert out == "no fma"
+    env["XLA_FLAGS"] = ""  # the probe can fail: XLA's default fuses
+    plain = subprocess.run([sys.executable, "-c", FMA_PROBE], env=env, text=True,
+                           capture_output=True, check=True).stdout.strip()
+    if plain != "fma":
+        pytest.skip("this CPU or XLA does not fuse a*b + c, so FMA cannot be told apart")
+    assert all(flag.startswith("--") for flag in XLA_ONE_THREAD)
+
+
 def test_local_pool_default_workers_share_the_cores(restore_env):
     cores = os.cpu_count() or 1
     with LocalPool(report, threads=1) as pool:
