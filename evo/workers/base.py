@@ -65,8 +65,8 @@ class Outcome:
 # Read by OpenBLAS, OpenMP (GNU/LLVM/Intel), MKL, BLIS, Accelerate and numexpr when they load,
 # and (PJRT_NPROC) by JAX's CPU client, which sizes its one thread pool per process by it
 # when the backend starts; unset, that pool has one thread per core the process may use.
-# Two unpinned workers with two threads each ran the population trainer at half speed on 2
-# cores (bench/bench_threads.py, section "xla"): the pools' threads spin and preempt each other.
+# Two unpinned workers with two threads each ran the population trainer at 0.61x the speed on
+# 2 cores (bench/bench_threads.py, section "xla"): the pools' threads spin and preempt each other.
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS",
                "PJRT_NPROC")
