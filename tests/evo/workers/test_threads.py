@@ -8,6 +8,7 @@ merely inherits the driver's pools.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -109,16 +110,23 @@ def xla_pool(program) -> dict:
     return {"status": "ok", "fitness": 1.0, "xla_pool_threads": int(printed.getvalue())}
 
 
+@functools.cache
+def _uncapped_pool_threads() -> int:
+    """The control: XLA's pool threads in a fresh process without PJRT_NPROC (run once)."""
+    base = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
+    return int(subprocess.run([sys.executable, "-c", XLA_PROBE], env=base, text=True,
+                              capture_output=True, check=True).stdout)
+
+
 def probe_xla_pool(code: str = XLA_PROBE, **env: str) -> int:
     """XLA's CPU pool threads in a fresh process, with ``env`` and no PJRT_NPROC
     otherwise; skips where the machine cannot tell one pool thread from several."""
     if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs 2+ usable cores: with one, XLA's pool has one thread anyway")
     base = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
-    uncapped = subprocess.run([sys.executable, "-c", XLA_PROBE], env=base, text=True,
-                              capture_output=True, check=True).stdout
-    if int(uncapped) < 2:
-        pytest.skip(f"XLA's CPU pool threads are not visible by name here ({uncapped.strip()})")
+    uncapped = _uncapped_pool_threads()
+    if uncapped < 2:
+        pytest.skip(f"XLA's CPU pool threads are not visible by name here ({uncapped})")
     return int(subprocess.run([sys.executable, "-c", code], env={**base, **env}, text=True,
                               capture_output=True, check=True).stdout)
 
