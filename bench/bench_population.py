@@ -5,7 +5,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   memory     bytes per agent (networks, Adam, replay buffer) for CartPole and MiniGrid
   flops      numpy's FLOP/s on this core for the network's own matmul shapes and for a
              large 1024x1024x1024 matmul (the core's peak), and
-             the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256
+             the agent-steps/s that bound implies for a DQN update at 64-64 and 256-256;
+             the same under the trainer's XLA flags (no FMA), 32 agents per call
   speed      agent-steps/s summed over agents, DQN on CartPole: the population
              trainer in both loss modes (interpreted, traced) at K = 1, 8, 32, 128
              (64-64) and K = 8, 32 (256-256) against the numpy lockstep trainer
@@ -23,6 +24,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
              losses (2 seeds); the numpy trainer on the same programs and seeds;
              learning curves side by side in population_quality.png
+             (BENCH_QUALITY_NUMPY_FROM=earlier.json reuses an earlier run's numpy
+             results once its DQN seed 0 re-trains identically: the numpy half does
+             not depend on XLA and takes half the section's ~70 min)
   host       MiniGrid (no compiled port, stepped on the host): ms per lockstep step of
              32 DQN agents on LavaGapS5, population trainer (3k and 30k replay
              buffer) against the numpy trainer, and MiniGrid's own step with
@@ -117,6 +121,27 @@ def matmul_flops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
     return statistics.median(rates)
 
 
+def jax_matmul_flops(agents: int, m: int, k: int, n: int, seconds: float = 0.5) -> float:
+    """FLOP/s of a compiled matmul per agent (``agents`` independent (m,k)x(k,n)
+    products in one call, as the trainer's vmapped networks run them), under this
+    process's XLA flags: evo.rl compiles without FMA (evo/rl/xla_flags.py)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((agents, m, k)), jnp.float32)
+    b = jnp.asarray(np.random.default_rng(1).standard_normal((agents, k, n)), jnp.float32)
+    f = jax.jit(lambda a, b: jnp.einsum("amk,akn->amn", a, b))
+    f(a, b).block_until_ready()
+    rates = []
+    for _ in range(5):
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds / 5:
+            f(a, b).block_until_ready()
+            reps += 1
+        rates.append(2.0 * agents * m * k * n * reps / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
 def section_flops() -> dict:
     # The core's own ceiling: numpy's float32 matmul on large square matrices, where
     # BLAS is closest to the core's peak; the agent-steps/s it would allow if every
@@ -138,6 +163,20 @@ def section_flops() -> dict:
             "limit_agent_steps_per_s": 1.0 / seconds,
             "core_peak_agent_steps_per_s": peak / flops_per_step(hidden),
         }
+    # The ceiling under the trainer's own constraint: XLA without FMA (batch
+    # independence), the same shapes for 32 agents in one call, and the large matmul.
+    jax_peak = jax_matmul_flops(1, 1024, 1024, 1024, seconds=2.0)
+    out["xla_no_fma_peak_flops_per_s"] = jax_peak
+    for hidden in ((64, 64), (256, 256)):
+        h = hidden[0]
+        sizes = (OBS, *hidden, ACTIONS)
+        rates = {f"32 agents x {BATCH}x{a}x{b}": jax_matmul_flops(32, BATCH, a, b)
+                 for a, b in zip(sizes[:-1], sizes[1:])}
+        seconds = sum(2.0 * BATCH * a * b * 4 / rates[f"32 agents x {BATCH}x{a}x{b}"]
+                      for a, b in zip(sizes[:-1], sizes[1:]))
+        out[f"{h}-{h}"]["xla_no_fma_flops_per_s"] = rates
+        out[f"{h}-{h}"]["xla_no_fma_limit_agent_steps_per_s"] = 1.0 / seconds
+        out[f"{h}-{h}"]["xla_no_fma_peak_agent_steps_per_s"] = jax_peak / flops_per_step(hidden)
     return out
 
 
@@ -317,6 +356,12 @@ def section_quality() -> dict:
                                    "seeds_reaching_195": sum(x >= 195 for x in last),
                                    "curves": _curves(mine)}
         print(f"  population {name}: {np.round(last, 1).tolist()}", flush=True)
+    earlier = os.environ.get("BENCH_QUALITY_NUMPY_FROM")
+    if earlier:
+        out["numpy"] = _reused_numpy(Path(earlier), plan[0][1])
+        out["numpy_reused_from"] = earlier
+        _plot_quality(out)
+        return out
     for name, prog, ss in plan[:3]:
         t0 = time.perf_counter()
         theirs = train(prog, CARTPOLE, ss, PAPER)
@@ -327,6 +372,19 @@ def section_quality() -> dict:
         print(f"  numpy {name}: {np.round(last, 1).tolist()}", flush=True)
     _plot_quality(out)
     return out
+
+
+def _reused_numpy(path: Path, dqn) -> dict:
+    """The numpy trainer's results from an earlier quality run (its 20 agents take
+    about half the section's time and do not depend on XLA), after checking that
+    today's code still trains its first DQN agent to the same returns, bit for bit."""
+    numpy = json.loads(path.read_text())["numpy"]
+    again = _curves(train(dqn, CARTPOLE, [0], PAPER))[0]
+    if again != numpy["dqn"]["curves"][0]:
+        raise SystemExit(f"{path}: the numpy trainer no longer reproduces its DQN seed 0; "
+                         "run the section without BENCH_QUALITY_NUMPY_FROM")
+    print(f"  numpy: reused from {path} (DQN seed 0 re-trained: identical)", flush=True)
+    return numpy
 
 
 def _plot_quality(out: dict) -> None:

@@ -3,7 +3,8 @@
 Takes the best unique programs of one or more run stores (``--run NAME=STORE:K`` takes
 the top K of that store), adds DQN, DDQN and DQNReg, and trains every program with
 ``--seeds`` seeds on each ``--env`` with :func:`evo.rl.compare.compare` (the population
-trainer, one batched call per environment, the runs' 64-64 agent). Writes into
+trainer, one batched call per environment, the runs' 64-64 agent). A long run can be split
+by program (``--reference``, ``--program``) and the parts joined with ``--merge``. Writes into
 ``-o DIR``: one learning-curve PNG per environment, ``scores.md`` / ``scores.json``
 (normalized score of the last 50 episodes, mean over seeds with a 95% bootstrap
 interval), ``returns.json`` and ``programs/`` (each program as a file, for `evo eval`).
@@ -16,16 +17,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
 from evo.app.config import load_config
 from evo.app.export import unique_programs
-from evo.rl.compare import compare
+from evo.rl.compare import compare, write_report
 from evo.search.store import RunStore
 from graphs.core.fileformat import dumps, from_dict
 from graphs.core.render import formula
 from graphs.rl_loss.library import builtin
+
+REFERENCES = ("dqn", "ddqn", "dqnreg")
 
 
 def _runs(specs: list[str]) -> dict[str, object]:
@@ -46,13 +50,58 @@ def _runs(specs: list[str]) -> dict[str, object]:
     return programs
 
 
+def _agent_file(command: str) -> str | None:
+    found = re.search(r"--agent-from (\S+)", command)
+    return found.group(1) if found else None
+
+
+def merge(parts: list[Path], out: Path) -> dict:
+    """One report from runs split by program (``--reference``, ``--program``): each
+    part's scores, curves and program files into ``out``. The parts must have trained
+    the same environments with the same seeds and budgets (agents are independent of
+    their batch, so the merged table is what one run of all programs would give)."""
+    loaded = []
+    for part in parts:
+        try:
+            loaded.append((part, json.loads((part / "scores.json").read_text()),
+                           json.loads((part / "returns.json").read_text())))
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"--merge {part}: no finished run there ({err}); each part "
+                             "must be an -o directory this script completed") from None
+    first = loaded[0][1]
+    plan = {env: v["budget"] for env, v in first["envs"].items()}
+    for part, scores, _ in loaded[1:]:
+        if (scores["seeds"] != first["seeds"]
+                or {e: v["budget"] for e, v in scores["envs"].items()} != plan
+                or _agent_file(scores["command"]) != _agent_file(first["command"])):
+            raise SystemExit(f"--merge {part}: trained other environments, seeds, budgets or agent "
+                             f"than {loaded[0][0]}; only parts of one plan merge")
+    merged = {"seeds": first["seeds"], "trainer": first["trainer"],
+              "envs": {env: {**v, "programs": {}} for env, v in first["envs"].items()},
+              "programs": {}, "merged_from": {}, "wall_seconds": 0.0}
+    raw: dict = {env: {} for env in plan}
+    (out / "programs").mkdir(parents=True, exist_ok=True)
+    for part, scores, returns in loaded:
+        for env in plan:
+            merged["envs"][env]["programs"].update(scores["envs"][env]["programs"])
+            raw[env].update(returns[env])
+        for name, entry in scores["programs"].items():
+            path = out / "programs" / f"{len(merged['programs']):02d}.json"
+            path.write_text((part / entry["file"]).read_text())
+            merged["programs"][name] = {**entry, "file": f"programs/{path.name}"}
+        merged["merged_from"][str(part)] = scores["command"]
+        merged["wall_seconds"] += scores["wall_seconds"]
+    write_report(merged, raw, out)
+    return merged
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", action="append", default=[], metavar="NAME=STORE:K")
     ap.add_argument("--program", action="append", default=[], metavar="NAME=FILE",
                     help="another program file to include")
-    ap.add_argument("--env", action="append", required=True)
-    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--env", action="append")
+    ap.add_argument("--steps", type=int)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--agent-from", default="results/from-scratch-graded/config.toml",
                     help="take [evaluator.agent] from this run config (default: the runs' "
@@ -62,15 +111,31 @@ def main() -> None:
                          "earlier run with the same seeds and agent (an agent trains the "
                          "same in any batch since the trainer compiles without FMA; runs "
                          "made before 2026-12-06 compiled with it, docs/population.md)")
+    ap.add_argument("--reference", action="append", choices=REFERENCES, metavar="NAME",
+                    help="include only these references (repeat; default: all of "
+                         f"{', '.join(REFERENCES)}); agents are independent, so a long run "
+                         "can be split by program and each part keeps its own results")
+    ap.add_argument("--merge", action="append", default=[], metavar="DIR",
+                    help="train nothing: merge finished runs of the same plan, split by "
+                         "program, into one report in -o (repeat for each part)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
+    if args.merge:
+        merged = merge([Path(p) for p in args.merge], Path(args.out))
+        print((Path(args.out) / "scores.md").read_text())
+        print(f"{merged['wall_seconds']:.1f} s in {len(args.merge)} parts")
+        return
+    if args.no_references and args.reference:
+        ap.error("--no-references and --reference contradict each other: give one")
+    if not args.env or not args.steps:
+        ap.error("give --env and --steps (or --merge to combine finished runs)")
     programs = _runs(args.run)
     for spec in args.program:
         name, _, path = spec.partition("=")
         from graphs.core.fileformat import load
 
         programs[name] = load(path)
-    for name in () if args.no_references else ("dqn", "ddqn", "dqnreg"):
+    for name in () if args.no_references else (args.reference or REFERENCES):
         programs[name] = builtin(name)
     if not programs:
         raise SystemExit("no programs: give --run or --program (or drop --no-references)")
@@ -92,7 +157,8 @@ def main() -> None:
         + [f"--env {e}" for e in args.env]
         + [f"--steps {args.steps}", f"--seeds {args.seeds}",
            f"--agent-from {args.agent_from}"]
-        + (["--no-references"] if args.no_references else []) + [f"-o {args.out}"])
+        + (["--no-references"] if args.no_references else [])
+        + [f"--reference {r}" for r in args.reference or ()] + [f"-o {args.out}"])
     (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     print((out / "scores.md").read_text())
     print(f"{scores['wall_seconds']} s")

@@ -94,11 +94,21 @@ def compare(programs: Mapping[str, Program], env_ids: Sequence[str], seeds: int,
                                                                  episode_steps(spec))
         raw[spec.id] = {name: [list(map(float, r.episode_returns)) for r in agent_runs]
                         for name, agent_runs in runs.items()}
-        _plot(spec.id, raw[spec.id], out / f"{_safe(spec.id)}.png")
-    (out / "scores.json").write_text(json.dumps(scores, indent=2) + "\n")
+    write_report(scores, raw, out)
+    return scores
+
+
+def write_report(scores: Mapping[str, Any], raw: Mapping[str, Any], out: str | Path) -> None:
+    """Write what :func:`compare` returns and trained into ``out``: ``scores.json``,
+    ``returns.json`` (each environment's per-seed returns by program), ``scores.md``
+    and one ``<env>.png`` of learning curves per environment."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for env_id, curves in raw.items():
+        _plot(env_id, curves, out / f"{_safe(env_id)}.png")
+    (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     (out / "returns.json").write_text(json.dumps(raw) + "\n")
     (out / "scores.md").write_text(markdown(scores))
-    return scores
 
 
 def markdown(scores: Mapping[str, Any]) -> str:
