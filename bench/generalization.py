@@ -86,6 +86,9 @@ def merge(parts: list[Path], out: Path) -> dict:
             merged["envs"][env]["programs"].update(scores["envs"][env]["programs"])
             raw[env].update(returns[env])
         for name, entry in scores["programs"].items():
+            if name in merged["programs"]:
+                raise SystemExit(f"--merge {part}: program {name!r} is in an earlier part "
+                                 "too; give each program to one part")
             path = out / "programs" / f"{len(merged['programs']):02d}.json"
             path.write_text((part / entry["file"]).read_text())
             merged["programs"][name] = {**entry, "file": f"programs/{path.name}"}

@@ -66,3 +66,10 @@ def test_an_unfinished_part_is_named(tmp_path):
     (tmp_path / "dqn").mkdir()
     with pytest.raises(SystemExit, match="no finished run there"):
         merge([a, tmp_path / "dqn"], tmp_path / "all")
+
+
+def test_a_program_in_two_parts_is_refused(tmp_path):
+    a = _part(tmp_path / "a", "dqn", [[0.1], [0.2]])
+    b = _part(tmp_path / "b", "dqn", [[0.0], [0.1]])
+    with pytest.raises(SystemExit, match="'dqn' is in an earlier part"):
+        merge([a, b], tmp_path / "all")
