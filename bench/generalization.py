@@ -68,6 +68,10 @@ def merge(parts: list[Path], out: Path) -> dict:
         except (OSError, ValueError) as err:
             raise SystemExit(f"--merge {part}: no finished run there ({err}); each part "
                              "must be an -o directory this script completed") from None
+        missing = {"seeds", "envs", "programs", "command"} - set(loaded[-1][1])
+        if missing:
+            raise SystemExit(f"--merge {part}: its scores.json lacks {sorted(missing)}: not "
+                             "a run of this script (a merged report does not merge again)")
     first = loaded[0][1]
     plan = {env: v["budget"] for env, v in first["envs"].items()}
     for part, scores, _ in loaded[1:]:

@@ -61,11 +61,15 @@ def test_parts_of_different_plans_do_not_merge(tmp_path, other):
         merge([a, b], tmp_path / "all")
 
 
-def test_an_unfinished_part_is_named(tmp_path):
+def test_an_unfinished_or_foreign_part_is_named(tmp_path):
     a = _part(tmp_path, "dqnreg", [[0.1], [0.2]])
     (tmp_path / "dqn").mkdir()
     with pytest.raises(SystemExit, match="no finished run there"):
         merge([a, tmp_path / "dqn"], tmp_path / "all")
+    b = _part(tmp_path, "ddqn", [[0.0], [0.1]])
+    merge([a, b], tmp_path / "merged")
+    with pytest.raises(SystemExit, match="not a run of this script"):
+        merge([a, tmp_path / "merged"], tmp_path / "again")
 
 
 def test_a_program_in_two_parts_is_refused(tmp_path):
