@@ -108,17 +108,22 @@ def flops_per_step(hidden: tuple[int, ...]) -> float:
     return 2.0 * macs(hidden) * (1 + BATCH * (1 + 2 + 1))
 
 
-def matmul_flops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
-    a = np.random.default_rng(0).standard_normal((m, k)).astype(np.float32)
-    b = np.random.default_rng(1).standard_normal((k, n)).astype(np.float32)
+def _flop_rate(call, flops: float, seconds: float) -> float:
+    """FLOP/s of ``call`` (``flops`` each): median over 5 windows of ``seconds / 5``."""
     rates = []
     for _ in range(5):
         reps, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 5:
-            a @ b
+            call()
             reps += 1
-        rates.append(2.0 * m * k * n * reps / (time.perf_counter() - t0))
+        rates.append(flops * reps / (time.perf_counter() - t0))
     return statistics.median(rates)
+
+
+def matmul_flops(m: int, k: int, n: int, seconds: float = 0.5) -> float:
+    a = np.random.default_rng(0).standard_normal((m, k)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((k, n)).astype(np.float32)
+    return _flop_rate(lambda: a @ b, 2.0 * m * k * n, seconds)
 
 
 def jax_matmul_flops(agents: int, m: int, k: int, n: int, seconds: float = 0.5) -> float:
@@ -132,14 +137,15 @@ def jax_matmul_flops(agents: int, m: int, k: int, n: int, seconds: float = 0.5) 
     b = jnp.asarray(np.random.default_rng(1).standard_normal((agents, k, n)), jnp.float32)
     f = jax.jit(lambda a, b: jnp.einsum("amk,akn->amn", a, b))
     f(a, b).block_until_ready()
-    rates = []
-    for _ in range(5):
-        reps, t0 = 0, time.perf_counter()
-        while time.perf_counter() - t0 < seconds / 5:
-            f(a, b).block_until_ready()
-            reps += 1
-        rates.append(2.0 * agents * m * k * n * reps / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return _flop_rate(lambda: f(a, b).block_until_ready(), 2.0 * agents * m * k * n, seconds)
+
+
+def _limit(hidden: tuple[int, ...], rates: dict, label: str) -> float:
+    """Agent-steps/s if every matmul of an agent-step ran at the FLOP/s measured for
+    its (BATCH, a) x (a, b) shape, ``rates[label.format(a=a, b=b)]``."""
+    sizes = (OBS, *hidden, ACTIONS)
+    return 1.0 / sum(2.0 * BATCH * a * b * 4 / rates[label.format(a=a, b=b)]
+                     for a, b in zip(sizes[:-1], sizes[1:]))
 
 
 def section_flops() -> dict:
@@ -153,14 +159,10 @@ def section_flops() -> dict:
         shapes = {f"{BATCH}x{OBS}x{h}": (BATCH, OBS, h), f"{BATCH}x{h}x{h}": (BATCH, h, h),
                   f"{BATCH}x{h}x{ACTIONS}": (BATCH, h, ACTIONS)}
         rates = {name: matmul_flops(*s) for name, s in shapes.items()}
-        # the time of one agent-step if every matmul ran at numpy's rate for its shape
-        sizes = (OBS, *hidden, ACTIONS)
-        seconds = sum(2.0 * BATCH * a * b * 4 / rates[f"{BATCH}x{a}x{b}"]
-                      for a, b in zip(sizes[:-1], sizes[1:]))
         out[f"{h}-{h}"] = {
             "numpy_flops_per_s": rates,
             "flops_per_agent_step": flops_per_step(hidden),
-            "limit_agent_steps_per_s": 1.0 / seconds,
+            "limit_agent_steps_per_s": _limit(hidden, rates, f"{BATCH}x{{a}}x{{b}}"),
             "core_peak_agent_steps_per_s": peak / flops_per_step(hidden),
         }
     # The ceiling under the trainer's own constraint: XLA without FMA (batch
@@ -172,10 +174,9 @@ def section_flops() -> dict:
         sizes = (OBS, *hidden, ACTIONS)
         rates = {f"32 agents x {BATCH}x{a}x{b}": jax_matmul_flops(32, BATCH, a, b)
                  for a, b in zip(sizes[:-1], sizes[1:])}
-        seconds = sum(2.0 * BATCH * a * b * 4 / rates[f"32 agents x {BATCH}x{a}x{b}"]
-                      for a, b in zip(sizes[:-1], sizes[1:]))
         out[f"{h}-{h}"]["xla_no_fma_flops_per_s"] = rates
-        out[f"{h}-{h}"]["xla_no_fma_limit_agent_steps_per_s"] = 1.0 / seconds
+        out[f"{h}-{h}"]["xla_no_fma_limit_agent_steps_per_s"] = _limit(
+            hidden, rates, f"32 agents x {BATCH}x{{a}}x{{b}}")
         out[f"{h}-{h}"]["xla_no_fma_peak_agent_steps_per_s"] = jax_peak / flops_per_step(hidden)
     return out
 
@@ -378,7 +379,12 @@ def _reused_numpy(path: Path, dqn) -> dict:
     """The numpy trainer's results from an earlier quality run (its 20 agents take
     about half the section's time and do not depend on XLA), after checking that
     today's code still trains its first DQN agent to the same returns, bit for bit."""
-    numpy = json.loads(path.read_text())["numpy"]
+    try:
+        numpy = json.loads(path.read_text())["numpy"]
+    except (OSError, ValueError, KeyError) as err:
+        raise SystemExit(f"BENCH_QUALITY_NUMPY_FROM={path}: not a quality section's JSON "
+                         f"({err!r}); give results/bench/population_quality.json of an "
+                         "earlier run, or unset it") from None
     again = _curves(train(dqn, CARTPOLE, [0], PAPER))[0]
     if again != numpy["dqn"]["curves"][0]:
         raise SystemExit(f"{path}: the numpy trainer no longer reproduces its DQN seed 0; "
