@@ -44,6 +44,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   modes      what each loss mode costs a search: wall seconds for a batch of 16 new
              DQN-seeded programs at the presets' budgets (CartPole 10k, Acrobot 20k,
              MiniGrid-Empty-5x5 30k steps), compilation included, median of 2 (~12 min)
+  compile_options  traced trainers' quick XLA options against XLA's defaults: compile
+             seconds saved, steps/s lost, the same for the interpreter; fresh processes,
+             alternating, median of 3 (~15 min)
   compile    the share of evaluation time spent tracing and compiling in a real search:
              `evo run --preset from-scratch` for 12 minutes with an empty compilation
              cache, then the same run again with the cache the first one filled (what
@@ -79,6 +82,7 @@ from bench_rl import bad_losses  # noqa: E402
 import envs  # noqa: E402
 from evo.rl.dqn import DQNConfig, train  # noqa: E402
 from evo.rl.population import compile_seconds, train_population  # noqa: E402
+from evo.rl.xla_flags import QUICK_COMPILE  # noqa: E402
 from graphs.rl_loss.generation import from_scratch, seeded_program  # noqa: E402
 from graphs.rl_loss.library import builtin  # noqa: E402
 
@@ -673,6 +677,78 @@ def section_fma(reps: int = 3) -> dict:
     return out
 
 
+def _compile_probe(mode: str, steps: int = 20_000) -> dict:
+    """In a fresh process: one group of 8 mixed programs new to it (CartPole, the
+    discovery agent) trained twice in ``mode``: the first call compiles, the second
+    reuses the compiled trainer; seconds of each, the compiling, a digest of returns."""
+    import hashlib
+
+    programs = _programs(8)
+    out: dict = {}
+    for call in ("first", "warm"):
+        wall0, compile0 = time.perf_counter(), compile_seconds()
+        runs = train_population(programs, CARTPOLE, list(range(8)), SMALL,
+                                envs.Budget(steps=steps), loss_mode=mode)
+        out[f"{call}_seconds"] = time.perf_counter() - wall0
+        out[f"{call}_compile_seconds"] = compile_seconds() - compile0
+    returns = json.dumps([r.episode_returns for r in runs]).encode()
+    out["returns_digest"] = hashlib.sha1(returns).hexdigest()[:16]
+    return out
+
+
+COMPILE_VARIANTS = {  # mode, environment of the process
+    "traced_quick": ("trace", {}),  # evo's default
+    "traced_xla_defaults": ("trace", {"EVO_XLA_QUICK_COMPILE": "off"}),
+    "interpreted_xla_defaults": ("interpret", {}),  # evo's default
+    # the quick options for every compile of the process (the interpreter too)
+    "interpreted_quick": ("interpret", {"XLA_FLAGS_EXTRA": " ".join(
+        f"--{k}={str(v).lower()}" for k, v in QUICK_COMPILE.items())}),
+}
+
+
+def section_compile_options(reps: int = 3) -> dict:
+    """Traced trainers compile with quick XLA options (evo/rl/xla_flags.py,
+    QUICK_COMPILE): the compile seconds they save and the steps/s they cost, against
+    XLA's defaults, and the same for the interpreter (why it keeps the defaults). Each
+    measurement is a fresh process with no compilation cache, alternating, median."""
+    import subprocess
+
+    code = ("import os, json, sys; sys.path.insert(0, 'bench'); "
+            "import bench_population as b; b.pin(); "
+            "print('PROBE', json.dumps(b._compile_probe(sys.argv[1])))")
+    got: dict = {v: [] for v in COMPILE_VARIANTS}
+    order = list(COMPILE_VARIANTS)
+    for rep in range(reps):
+        for v in (order if rep % 2 == 0 else order[::-1]):
+            mode, extra = COMPILE_VARIANTS[v]
+            env = dict(os.environ, EVO_JAX_CACHE="off", **{
+                k: val for k, val in extra.items() if k != "XLA_FLAGS_EXTRA"})
+            if "XLA_FLAGS_EXTRA" in extra:
+                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+                                    + " " + extra["XLA_FLAGS_EXTRA"])
+            proc = subprocess.run([sys.executable, "-c", code, mode], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, check=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("PROBE "))
+            got[v].append(json.loads(line[len("PROBE "):]))
+            print(f"  rep {rep} {v}: {got[v][-1]}", flush=True)
+    out: dict = {"reps": reps, "programs": "8 mixed (DQN, DQNReg, 6 drawn), CartPole "
+                 "20k steps, 64-64", "quick_options": QUICK_COMPILE, "variants": {}}
+    for v in COMPILE_VARIANTS:
+        med = {key: statistics.median(r[key] for r in got[v])
+               for key in ("first_compile_seconds", "warm_seconds", "first_seconds")}
+        med["digests"] = sorted({r["returns_digest"] for r in got[v]})
+        med["reps"] = got[v]
+        out["variants"][v] = med
+    for mode in ("traced", "interpreted"):
+        quick, default = out["variants"][f"{mode}_quick"], out["variants"][f"{mode}_xla_defaults"]
+        out[f"{mode}_compile_saved"] = 1 - (quick["first_compile_seconds"]
+                                            / default["first_compile_seconds"])
+        out[f"{mode}_run_cost"] = quick["warm_seconds"] / default["warm_seconds"] - 1
+    out["same_returns_everywhere"] = len(
+        {d for v in out["variants"].values() for d in v["digests"]}) == 1
+    return out
+
+
 MODE_PLANS = (("CartPole", 10_000), ("Acrobot", 20_000), ("MiniGrid-Empty-5x5", 30_000))
 
 
@@ -719,6 +795,7 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
             "host": section_host, "compile": section_compile, "fma": section_fma,
+            "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
             "modes": section_modes}
 

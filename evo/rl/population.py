@@ -44,6 +44,7 @@ from evo.rl.interpreter import (
     program_draws,
 )
 from evo.rl.ports import Port, port_for
+from evo.rl.xla_flags import quick_compile_options
 from graphs.core.program import Program
 
 CHUNK = 1000  # environment steps per compiled call; the host checks budgets in between
@@ -395,9 +396,16 @@ def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
                    terminal, done, state)
 
 
-@partial(jax.jit, static_argnums=(0, 3, 5), donate_argnums=(1,))
 def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
                losses: tuple | None = None) -> Agent:
+    """``n_steps`` lockstep steps (:func:`_chunk`), compiled with the quick options
+    (:mod:`evo.rl.xla_flags`) when the losses are traced: each new group compiles."""
+    run = _chunk_interpreted if losses is None else _chunk_traced
+    return run(setup, agents, codes, n_steps, t0, losses)
+
+
+def _chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
+           losses: tuple | None = None) -> Agent:
     """``n_steps`` lockstep steps of a group of agents on a compiled port.
 
     One compilation serves the whole training: learning starts at step
@@ -425,7 +433,12 @@ def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.
     return agents
 
 
-@partial(jax.jit, static_argnums=(0,))
+_CHUNK_JIT = dict(static_argnums=(0, 3, 5), donate_argnums=(1,))
+_chunk_interpreted = jax.jit(_chunk, **_CHUNK_JIT)
+_chunk_traced = jax.jit(_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
+
+
+@partial(jax.jit, static_argnums=(0,), compiler_options=quick_compile_options())
 def _reset_all(setup: _Setup, seeds: jax.Array):
     """The compiled port's first observation and state for each seed."""
     port = setup.port
@@ -433,7 +446,7 @@ def _reset_all(setup: _Setup, seeds: jax.Array):
         jax.random.fold_in(jax.random.PRNGKey(s), 1), port.params))(seeds)
 
 
-@partial(jax.jit, static_argnums=(0,))
+@partial(jax.jit, static_argnums=(0,), compiler_options=quick_compile_options())
 def _init_all(setup: _Setup, seeds: jax.Array, obs: jax.Array, env_state: Any) -> Agent:
     # Compiled, so that every field is a buffer of its own (the chunks donate them).
     return jax.vmap(partial(_init, setup))(seeds, obs, env_state)
@@ -451,10 +464,16 @@ def _act_all(setup: _Setup, agents: Agent, t: jax.Array):
     return jax.vmap(one)(agents)
 
 
-@partial(jax.jit, static_argnums=(0, 3, 6), donate_argnums=(1,))
 def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: Noise,
                transition: tuple, losses: tuple | None = None) -> Agent:
-    """Record host-stepped transitions, then (after learning starts) update."""
+    """Record host-stepped transitions, then (after learning starts) update; compiled
+    like :func:`_run_chunk`."""
+    step = _host_step_interpreted if losses is None else _host_step_traced
+    return step(setup, agents, codes, learn, noise, transition, losses)
+
+
+def _host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: Noise,
+                       transition: tuple, losses: tuple | None = None) -> Agent:
 
     def record(agent, action, reward, next_obs, reset_obs, terminal, done):
         return _record(setup, agent, action, reward, next_obs, reset_obs, terminal, done,
@@ -466,6 +485,12 @@ def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: No
             agents = _learn(setup, agents, codes, losses, noise.batch[:, u],
                             noise.program[:, u])
     return agents
+
+
+_HOST_JIT = dict(static_argnums=(0, 3, 6), donate_argnums=(1,))
+_host_step_interpreted = jax.jit(_host_record_learn, **_HOST_JIT)
+_host_step_traced = jax.jit(_host_record_learn, **_HOST_JIT,
+                            compiler_options=quick_compile_options())
 
 
 @cache

@@ -134,8 +134,10 @@ def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, trac
     assert all(jax.tree.leaves(same))
     # failures stay per agent, as interpreted
     assert traced["batch"][1].status == "nan" and traced["batch"][1].updates == 0
+    # traced trainers compile with quicker XLA options (evo.rl.xla_flags) and the
+    # interpreter with XLA's defaults: every agent still learns the same to the bit
     for run, interpreted in zip(traced["batch"], trained["batch"]):
-        assert run.status == interpreted.status and run.steps == interpreted.steps
+        _same(run, interpreted)
     assert trained["programs"][25] == library.builtin("ddqn")
     _same(traced["batch"][25], traced["ddqn_alone"])
 
