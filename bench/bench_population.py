@@ -707,7 +707,7 @@ COMPILE_VARIANTS = {  # mode, environment of the process
 
 
 def section_compile_options(reps: int = 3) -> dict:
-    """Traced trainers compile with quick XLA options (evo/rl/xla_flags.py,
+    """Short traced trainings compile with quick XLA options (evo/rl/xla_flags.py,
     QUICK_COMPILE): the compile seconds they save and the steps/s they cost, against
     XLA's defaults, and the same for the interpreter (why it keeps the defaults). Each
     measurement is a fresh process with no compilation cache, alternating, median."""

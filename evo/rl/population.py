@@ -67,6 +67,14 @@ GROUP = 8
 # The choice depends on the budget and environment only, never on which programs
 # share a batch.
 TRACE_FROM_STEPS = 15_000
+# Traced losses compile one trainer per new group of programs. Up to this many steps per
+# agent it compiles with XLA's quick options (evo.rl.xla_flags): on a group of 8 mixed
+# programs (CartPole, 64-64, 20k steps) they compiled in 5.4 s instead of 14.3 s and
+# ran 18% slower (bench/bench_population.py, section compile_options): 9 s saved
+# against 1.5 s lost per 20k steps, so they pay for themselves up to about 100k steps
+# per agent; longer trainings compile with XLA's defaults. Both give the same numbers
+# to the bit.
+QUICK_COMPILE_UP_TO = 100_000
 
 
 CACHE_MAX_BYTES = 2 * 1024**3
@@ -398,9 +406,9 @@ def _env_step(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> Agent:
 
 def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
                losses: tuple | None = None) -> Agent:
-    """``n_steps`` lockstep steps (:func:`_chunk`), compiled with the quick options
-    (:mod:`evo.rl.xla_flags`) when the losses are traced: each new group compiles."""
-    run = _chunk_interpreted if losses is None else _chunk_traced
+    """``n_steps`` lockstep steps (:func:`_chunk`); traced losses compile with the quick
+    options (:mod:`evo.rl.xla_flags`) for budgets up to :data:`QUICK_COMPILE_UP_TO`."""
+    run = _chunk_quick if _quick(setup, losses) else _chunk_default
     return run(setup, agents, codes, n_steps, t0, losses)
 
 
@@ -434,8 +442,14 @@ def _chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Arra
 
 
 _CHUNK_JIT = dict(static_argnums=(0, 3, 5), donate_argnums=(1,))
-_chunk_interpreted = jax.jit(_chunk, **_CHUNK_JIT)
-_chunk_traced = jax.jit(_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
+_chunk_default = jax.jit(_chunk, **_CHUNK_JIT)
+_chunk_quick = jax.jit(_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
+
+
+def _quick(setup: _Setup, losses: tuple | None) -> bool:
+    """Whether a group's trainer compiles with the quick options: traced losses (a
+    compile per new group) and a budget up to :data:`QUICK_COMPILE_UP_TO` steps."""
+    return losses is not None and setup.max_steps <= QUICK_COMPILE_UP_TO
 
 
 @partial(jax.jit, static_argnums=(0,), compiler_options=quick_compile_options())
@@ -468,7 +482,7 @@ def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: No
                transition: tuple, losses: tuple | None = None) -> Agent:
     """Record host-stepped transitions, then (after learning starts) update; compiled
     like :func:`_run_chunk`."""
-    step = _host_step_interpreted if losses is None else _host_step_traced
+    step = _host_step_quick if _quick(setup, losses) else _host_step_default
     return step(setup, agents, codes, learn, noise, transition, losses)
 
 
@@ -488,9 +502,9 @@ def _host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool, n
 
 
 _HOST_JIT = dict(static_argnums=(0, 3, 6), donate_argnums=(1,))
-_host_step_interpreted = jax.jit(_host_record_learn, **_HOST_JIT)
-_host_step_traced = jax.jit(_host_record_learn, **_HOST_JIT,
-                            compiler_options=quick_compile_options())
+_host_step_default = jax.jit(_host_record_learn, **_HOST_JIT)
+_host_step_quick = jax.jit(_host_record_learn, **_HOST_JIT,
+                           compiler_options=quick_compile_options())
 
 
 @cache

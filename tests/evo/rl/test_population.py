@@ -241,6 +241,24 @@ def test_environments_without_a_port_train_on_the_host():
     _same(spread[-1], third)
 
 
+def test_quick_and_default_xla_options_train_the_same(monkeypatch):
+    """Short traced trainings compile with quick XLA options, long ones with XLA's
+    defaults (QUICK_COMPILE_UP_TO): the same programs learn the same to the bit."""
+    from evo.rl import population
+
+    programs = [DQN, library.builtin("ddqn"), library.builtin("dqnreg"),
+                seeded_program("dqn", 3, seed=5)]
+    seeds = [11, 12, 13, 14]
+    budget = Budget(steps=2500)
+    assert budget.steps <= population.QUICK_COMPILE_UP_TO
+    quick = train_population(programs, CARTPOLE, seeds, CONFIG, budget, loss_mode="trace")
+    monkeypatch.setattr(population, "QUICK_COMPILE_UP_TO", 0)
+    default = train_population(programs, CARTPOLE, seeds, CONFIG, budget, loss_mode="trace")
+    assert all(r.status == "ok" and r.updates > 0 for r in quick)
+    for a, b in zip(quick, default):
+        _same(a, b)
+
+
 def test_a_host_step_does_not_move_the_replay_buffers(monkeypatch):
     """Choosing the actions of host-stepped agents returns the actions, noise and keys,
     never the agents: a jitted function's outputs are fresh arrays, so returning the
