@@ -93,6 +93,17 @@ SMALL = DQNConfig(hidden=(64, 64), learning_rate=1e-3, learning_starts=500)  # d
 PAPER = DQNConfig()  # 256-256, the paper's agent
 
 
+def _cpu_model() -> str:
+    """The CPU's model name (XLA's kernels, and so the last bits of results, can differ
+    between machines; the sessions' VMs have not all been the same)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name")), "unknown")
+    except OSError:
+        return "unknown"
+
+
 def pin() -> str:
     if hasattr(os, "sched_setaffinity"):
         core = int(os.environ.get("BENCH_CORE", sorted(os.sched_getaffinity(0))[0]))
@@ -814,7 +825,8 @@ def main() -> None:
         result = SECTIONS[name]()
         result["machine"] = {"python": platform.python_version(), "numpy": np.__version__,
                              "jax": jax.__version__, "cpu": where,
-                             "processor": platform.processor() or platform.machine()}
+                             "processor": platform.processor() or platform.machine(),
+                             "cpu_model": _cpu_model()}
         result["command"] = f"python bench/bench_population.py {name}"
         result["wall_seconds"] = time.perf_counter() - t0
         (OUT / f"population_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
