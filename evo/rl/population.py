@@ -488,6 +488,7 @@ def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: No
 
 def _host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: Noise,
                        transition: tuple, losses: tuple | None = None) -> Agent:
+    """What :func:`_host_step` compiles."""
 
     def record(agent, action, reward, next_obs, reset_obs, terminal, done):
         return _record(setup, agent, action, reward, next_obs, reset_obs, terminal, done,

@@ -30,7 +30,8 @@ less CPU, and two trainers at once (two workers) 1.63x faster
 Traced losses (``loss_mode="trace"``) compile one trainer per new group of programs, so
 a search pays XLA's compile time again and again. :func:`quick_compile_options` are the
 options those trainers compile with when an agent's budget is short
-(:data:`evo.rl.population.QUICK_COMPILE_UP_TO` steps or fewer: every preset's stage), and
+(:data:`evo.rl.population.QUICK_COMPILE_UP_TO` steps or fewer: the one-machine
+presets' stages), and
 the two setup functions every training compiles (its agents' initial state, the compiled
 port's first states; they run once): LLVM's optimization at level 1 and XLA:CPU's
 elemental emitters instead of its MLIR fusion emitters, given as JAX's per-function
@@ -93,7 +94,7 @@ def _backend_started() -> bool:
 def quick_compile_options() -> dict:
     """XLA options for compiles that run briefly next to their compile time (traced
     trainers, a training's setup): :data:`QUICK_COMPILE`, or none when
-    ``EVO_XLA_QUICK_COMPILE`` is off (read when :mod:`evo.rl` is imported)."""
+    ``EVO_XLA_QUICK_COMPILE`` is off (read when :mod:`evo.rl.population` is imported)."""
     if os.environ.get("EVO_XLA_QUICK_COMPILE", "").lower() in ("0", "off", "false", "no"):
         return {}
     return dict(QUICK_COMPILE)
