@@ -657,24 +657,33 @@ def _fma_rates() -> dict:
     return rates
 
 
+def _in_fresh_processes(call: str, variants: dict, reps: int) -> dict:
+    """``{variant: [result per rep]}``: ``b.<call>`` in a fresh, pinned process for each
+    variant (extra environment variables; XLA reads its flags when a process starts),
+    the variants alternating in order from rep to rep."""
+    import subprocess
+
+    code = ("import json, sys; sys.path.insert(0, 'bench'); import bench_population as b; "
+            f"b.pin(); print('RESULT', json.dumps(b.{call}))")
+    got: dict = {v: [] for v in variants}
+    order = list(variants)
+    for rep in range(reps):
+        for v in (order if rep % 2 == 0 else order[::-1]):
+            env = dict(os.environ, **variants[v])
+            proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
+                                  capture_output=True, text=True, check=True)
+            line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+            got[v].append(json.loads(line[len("RESULT "):]))
+            print(f"  rep {rep} {v}: {got[v][-1]}", flush=True)
+    return got
+
+
 def section_fma(reps: int = 3) -> dict:
     """Agent-steps/s of DQN on CartPole compiled without FMA (the default, batch-
     independent: evo/rl/xla_flags.py) and with it (EVO_XLA_FMA=on). XLA reads the flag
     when a process starts, so each measurement is a fresh process, alternating."""
-    import subprocess
-
     variants = {"no_fma": {}, "fma": {"EVO_XLA_FMA": "on"}}
-    code = ("import json, sys; sys.path.insert(0, 'bench'); import bench_population as b; "
-            "b.pin(); print('RATES', json.dumps(b._fma_rates()))")
-    got: dict = {v: [] for v in variants}
-    for rep in range(reps):
-        for v in (variants if rep % 2 == 0 else reversed(list(variants))):
-            env = dict(os.environ, **variants[v])
-            proc = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT,
-                                  capture_output=True, text=True, check=True)
-            line = next(x for x in proc.stdout.splitlines() if x.startswith("RATES "))
-            got[v].append(json.loads(line[len("RATES "):]))
-            print(f"  rep {rep} {v}: {got[v][-1]}", flush=True)
+    got = _in_fresh_processes("_fma_rates()", variants, reps)
     out: dict = {"reps": reps, "plans": {}}
     for label, _, k, steps in FMA_PLANS:
         key = f"{label} K={k}"
@@ -707,13 +716,14 @@ def _compile_probe(mode: str, steps: int = 20_000) -> dict:
     return out
 
 
-COMPILE_VARIANTS = {  # mode, environment of the process
+COMPILE_VARIANTS = {  # loss mode, environment of the process (no compilation cache)
     "traced_quick": ("trace", {}),  # evo's default
     "traced_xla_defaults": ("trace", {"EVO_XLA_QUICK_COMPILE": "off"}),
     "interpreted_xla_defaults": ("interpret", {}),  # evo's default
     # the quick options for every compile of the process (the interpreter too)
-    "interpreted_quick": ("interpret", {"XLA_FLAGS_EXTRA": " ".join(
-        f"--{k}={str(v).lower()}" for k, v in QUICK_COMPILE.items())}),
+    "interpreted_quick": ("interpret", {"XLA_FLAGS": " ".join(
+        [os.environ["XLA_FLAGS"]]
+        + [f"--{k}={str(v).lower()}" for k, v in QUICK_COMPILE.items()])}),
 }
 
 
@@ -722,26 +732,11 @@ def section_compile_options(reps: int = 3) -> dict:
     QUICK_COMPILE): the compile seconds they save and the steps/s they cost, against
     XLA's defaults, and the same for the interpreter (why it keeps the defaults). Each
     measurement is a fresh process with no compilation cache, alternating, median."""
-    import subprocess
-
-    code = ("import os, json, sys; sys.path.insert(0, 'bench'); "
-            "import bench_population as b; b.pin(); "
-            "print('PROBE', json.dumps(b._compile_probe(sys.argv[1])))")
-    got: dict = {v: [] for v in COMPILE_VARIANTS}
-    order = list(COMPILE_VARIANTS)
-    for rep in range(reps):
-        for v in (order if rep % 2 == 0 else order[::-1]):
-            mode, extra = COMPILE_VARIANTS[v]
-            env = dict(os.environ, EVO_JAX_CACHE="off", **{
-                k: val for k, val in extra.items() if k != "XLA_FLAGS_EXTRA"})
-            if "XLA_FLAGS_EXTRA" in extra:
-                env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
-                                    + " " + extra["XLA_FLAGS_EXTRA"])
-            proc = subprocess.run([sys.executable, "-c", code, mode], env=env, cwd=ROOT,
-                                  capture_output=True, text=True, check=True)
-            line = next(x for x in proc.stdout.splitlines() if x.startswith("PROBE "))
-            got[v].append(json.loads(line[len("PROBE "):]))
-            print(f"  rep {rep} {v}: {got[v][-1]}", flush=True)
+    got: dict = {}
+    for mode in ("trace", "interpret"):
+        variants = {v: dict(env, EVO_JAX_CACHE="off")
+                    for v, (m, env) in COMPILE_VARIANTS.items() if m == mode}
+        got.update(_in_fresh_processes(f"_compile_probe({mode!r})", variants, reps))
     out: dict = {"reps": reps, "programs": "8 mixed (DQN, DQNReg, 6 drawn), CartPole "
                  "20k steps, 64-64", "quick_options": QUICK_COMPILE, "variants": {}}
     for v in COMPILE_VARIANTS:
