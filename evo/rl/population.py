@@ -75,6 +75,11 @@ TRACE_FROM_STEPS = 15_000
 # per agent; longer trainings compile with XLA's defaults. Both give the same numbers
 # to the bit.
 QUICK_COMPILE_UP_TO = 100_000
+# ... and for networks no wider than this: at 256-256 the quick options ran the traced
+# trainer at 1,927 agent-steps/s with 8 agents (section speed, 3k steps, 2026-12-06,
+# beside a test run), where XLA's defaults had run 3,535 (the same section earlier that
+# day), so wide networks lose more in their matmuls than they save in compiling.
+QUICK_COMPILE_MAX_WIDTH = 64
 
 
 CACHE_MAX_BYTES = 2 * 1024**3
@@ -448,8 +453,10 @@ _chunk_quick = jax.jit(_chunk, **_CHUNK_JIT, compiler_options=quick_compile_opti
 
 def _quick(setup: _Setup, losses: tuple | None) -> bool:
     """Whether a group's trainer compiles with the quick options: traced losses (a
-    compile per new group) and a budget up to :data:`QUICK_COMPILE_UP_TO` steps."""
-    return losses is not None and setup.max_steps <= QUICK_COMPILE_UP_TO
+    compile per new group), a budget up to :data:`QUICK_COMPILE_UP_TO` steps and hidden
+    layers up to :data:`QUICK_COMPILE_MAX_WIDTH` wide."""
+    return (losses is not None and setup.max_steps <= QUICK_COMPILE_UP_TO
+            and max(setup.config.hidden, default=0) <= QUICK_COMPILE_MAX_WIDTH)
 
 
 @partial(jax.jit, static_argnums=(0,), compiler_options=quick_compile_options())

@@ -31,7 +31,8 @@ Traced losses (``loss_mode="trace"``) compile one trainer per new group of progr
 a search pays XLA's compile time again and again. :func:`quick_compile_options` are the
 options those trainers compile with when an agent's budget is short
 (:data:`evo.rl.population.QUICK_COMPILE_UP_TO` steps or fewer: the one-machine
-presets' stages), and
+presets' stages) and its network narrow (64-64, the presets' agent; at 256-256 they
+slowed the matmuls more than they saved), and
 the two setup functions every training compiles (its agents' initial state, the compiled
 port's first states; they run once): LLVM's optimization at level 1 and XLA:CPU's
 elemental emitters instead of its MLIR fusion emitters, given as JAX's per-function
