@@ -4,7 +4,8 @@ Takes the best unique programs of one or more run stores (``--run NAME=STORE:K``
 the top K of that store), adds DQN, DDQN and DQNReg, and trains every program with
 ``--seeds`` seeds on each ``--env`` with :func:`evo.rl.compare.compare` (the population
 trainer, one batched call per environment, the runs' 64-64 agent). A long run can be split
-by program (``--reference``, ``--program``) and the parts joined with ``--merge``. Writes into
+by program (``--reference``, ``--program``) or by seed (``--first-seed``) and the parts
+joined with ``--merge``. Writes into
 ``-o DIR``: one learning-curve PNG per environment, ``scores.md`` / ``scores.json``
 (normalized score of the last 50 episodes, mean over seeds with a 95% bootstrap
 interval), ``returns.json`` and ``programs/`` (each program as a file, for `evo eval`).
@@ -23,7 +24,8 @@ from pathlib import Path
 
 from evo.app.config import load_config
 from evo.app.export import unique_programs
-from evo.rl.compare import compare, write_report
+from evo.errors import ConfigError
+from evo.rl.compare import compare, join, write_report
 from evo.search.store import RunStore
 from graphs.core.fileformat import dumps, from_dict
 from graphs.core.render import formula
@@ -56,10 +58,12 @@ def _agent_file(command: str) -> str | None:
 
 
 def merge(parts: list[Path], out: Path) -> dict:
-    """One report from runs split by program (``--reference``, ``--program``): each
-    part's scores, curves and program files into ``out``. The parts must have trained
-    the same environments with the same seeds and budgets (agents are independent of
-    their batch, so the merged table is what one run of all programs would give)."""
+    """One report from runs of one plan split by program (``--reference``, ``--program``)
+    or by seed (``--first-seed``): each part's scores, curves and program files into
+    ``out``. The parts must have trained the same environments with the same budgets
+    and agent; a program in several parts must be the same program in each, and gets
+    the seeds of all of them (agents are independent of their batch, so the merged
+    table is what one run of all programs and seeds would give)."""
     loaded = []
     for part in parts:
         try:
@@ -73,28 +77,29 @@ def merge(parts: list[Path], out: Path) -> dict:
             raise SystemExit(f"--merge {part}: its scores.json lacks {sorted(missing)}: not "
                              "a run of this script (a merged report does not merge again)")
     first = loaded[0][1]
-    plan = {env: v["budget"] for env, v in first["envs"].items()}
     for part, scores, _ in loaded[1:]:
-        if (scores["seeds"] != first["seeds"]
-                or {e: v["budget"] for e, v in scores["envs"].items()} != plan
-                or _agent_file(scores["command"]) != _agent_file(first["command"])):
-            raise SystemExit(f"--merge {part}: trained other environments, seeds, budgets or agent "
-                             f"than {loaded[0][0]}; only parts of one plan merge")
-    merged = {"seeds": first["seeds"], "trainer": first["trainer"],
-              "envs": {env: {**v, "programs": {}} for env, v in first["envs"].items()},
-              "programs": {}, "merged_from": {}, "wall_seconds": 0.0}
-    raw: dict = {env: {} for env in plan}
+        if _agent_file(scores["command"]) != _agent_file(first["command"]):
+            raise SystemExit(f"--merge {part}: trained another agent than {loaded[0][0]}; "
+                             "only parts of one plan merge")
+    try:
+        merged, raw = join([(scores, returns) for _, scores, returns in loaded],
+                           [f"--merge {part}" for part, _, _ in loaded])
+    except ConfigError as err:
+        raise SystemExit(str(err)) from None
+    merged.update(programs={}, merged_from={}, wall_seconds=0.0)
     (out / "programs").mkdir(parents=True, exist_ok=True)
-    for part, scores, returns in loaded:
-        for env in plan:
-            merged["envs"][env]["programs"].update(scores["envs"][env]["programs"])
-            raw[env].update(returns[env])
+    texts: dict[str, str] = {}
+    for part, scores, _ in loaded:
         for name, entry in scores["programs"].items():
-            if name in merged["programs"]:
-                raise SystemExit(f"--merge {part}: program {name!r} is in an earlier part "
-                                 "too; give each program to one part")
+            text = (part / entry["file"]).read_text()
+            if name in texts:
+                if json.loads(text) != json.loads(texts[name]):
+                    raise SystemExit(f"--merge {part}: program {name!r} differs from the one "
+                                     "of that name in an earlier part; name each program once")
+                continue
+            texts[name] = text
             path = out / "programs" / f"{len(merged['programs']):02d}.json"
-            path.write_text((part / entry["file"]).read_text())
+            path.write_text(text)
             merged["programs"][name] = {**entry, "file": f"programs/{path.name}"}
         merged["merged_from"][str(part)] = scores["command"]
         merged["wall_seconds"] += scores["wall_seconds"]
@@ -110,6 +115,9 @@ def main() -> None:
     ap.add_argument("--env", action="append")
     ap.add_argument("--steps", type=int)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--first-seed", type=int, default=0, metavar="S",
+                    help="train seeds S..S+seeds-1 (default 0): more seeds for an earlier "
+                         "run, joined to it with --merge")
     ap.add_argument("--agent-from", default="results/from-scratch-graded/config.toml",
                     help="take [evaluator.agent] from this run config (default: the runs' "
                          "64-64 agent)")
@@ -155,14 +163,20 @@ def main() -> None:
         listing[name] = {"file": f"programs/{path.name}", "formula": formula(program)}
     agent = load_config(Path(args.agent_from)).evaluator.agent
     t0 = time.time()
-    scores = compare(programs, args.env, args.seeds, out, agent, args.steps,
-                     trainer="population")
+    if args.seeds < 1 or args.first_seed < 0:
+        ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed}: give at least one "
+                 "seed and a first seed >= 0")
+    scores = compare(programs, args.env,
+                     list(range(args.first_seed, args.first_seed + args.seeds)), out, agent,
+                     args.steps, trainer="population")
     scores["wall_seconds"] = round(time.time() - t0, 1)
     scores["programs"] = listing
     scores["command"] = "python bench/generalization.py " + " ".join(
         [f"--run {r}" for r in args.run] + [f"--program {p}" for p in args.program]
         + [f"--env {e}" for e in args.env]
-        + [f"--steps {args.steps}", f"--seeds {args.seeds}",
+        + [f"--steps {args.steps}", f"--seeds {args.seeds}"]
+        + ([f"--first-seed {args.first_seed}"] if args.first_seed else [])
+        + [
            f"--agent-from {args.agent_from}"]
         + (["--no-references"] if args.no_references else [])
         + [f"--reference {r}" for r in args.reference or ()] + [f"-o {args.out}"])

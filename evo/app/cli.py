@@ -26,9 +26,37 @@ from graphs.core.program import Program
 from graphs.core.render import formula
 
 
+def _join_compared(args: argparse.Namespace) -> int:
+    from evo.rl.compare import join, markdown, write_report
+
+    if args.programs or args.env:
+        raise UsageError("--join merges finished comparisons: give no programs or --env "
+                         "with it, only --join DIR (repeat) and -o")
+    parts = []
+    for part in args.join:
+        try:
+            parts.append(tuple(json.loads((Path(part) / f).read_text())
+                               for f in ("scores.json", "returns.json")))
+        except (OSError, ValueError) as err:
+            raise UsageError(f"--join {part}: not a finished `evo compare -o` directory "
+                             f"({err})") from None
+        if not {"envs", "trainer"} <= set(parts[-1][0]):
+            raise UsageError(f"--join {part}: its scores.json is not one `evo compare` wrote")
+    scores, raw = join(parts, [f"--join {p}" for p in args.join])
+    write_report(scores, raw, args.out)
+    print(markdown(scores), end="")
+    print(f"wrote {args.out}: the {len(parts)} comparisons joined", file=sys.stderr)
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from evo.rl.compare import compare
 
+    if args.join:
+        return _join_compared(args)
+    if not args.programs or not args.env:
+        raise UsageError("give the programs to compare and at least one --env (or --join "
+                         "DIR to merge finished comparisons)")
     programs: dict[str, Program] = {}
     for ref in args.programs:
         name = Path(ref).stem if Path(ref).suffix == ".json" else ref
@@ -37,6 +65,11 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         programs[name] = resolve_program(ref)
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps {args.steps}: must be a positive integer")
+    from evo.app.config import MAX_SEEDS
+
+    if not 1 <= args.seeds <= MAX_SEEDS or args.first_seed < 0:
+        raise UsageError(f"--seeds {args.seeds} --first-seed {args.first_seed}: give 1 to "
+                         f"{MAX_SEEDS} seeds and a first seed >= 0")
     agent, budgets = None, None
     if args.config:
         import envs as envlib
@@ -49,7 +82,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         agent = config.evaluator.agent
         budgets = {env: envlib.Budget(episodes=b.episodes, steps=b.steps)
                    for env, b in config.evaluator.budgets}
-    scores = compare(programs, args.env, args.seeds, args.out, agent, args.steps, budgets,
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    scores = compare(programs, args.env, seeds, args.out, agent, args.steps, budgets,
                      args.trainer)
     from evo.rl.compare import markdown
 
@@ -375,11 +409,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     cmp = sub.add_parser("compare", help="train several programs on several environments "
                          "and seeds, batched; write curves, a score table and raw returns")
-    cmp.add_argument("programs", nargs="+", metavar="PROGRAM",
+    cmp.add_argument("programs", nargs="*", metavar="PROGRAM",
                      help="built-in names (dqn, ddqn, ...) or program files")
-    cmp.add_argument("--env", action="append", metavar="ENV", required=True,
-                     help="environment id (repeatable); see `evo envs`")
+    cmp.add_argument("--env", action="append", metavar="ENV",
+                     help="environment id (repeatable, at least one); see `evo envs`")
     cmp.add_argument("--seeds", type=int, default=5, help="seeds per program (default 5)")
+    cmp.add_argument("--first-seed", type=int, default=0, metavar="S",
+                     help="train seeds S..S+seeds-1 (default 0), e.g. to add seeds to an "
+                          "earlier comparison (--join merges the two)")
+    cmp.add_argument("--join", action="append", default=[], metavar="DIR",
+                     help="train nothing: merge finished comparisons of the same "
+                          "environments and budgets, split by program or by seed, into -o "
+                          "(repeat for each)")
     cmp.add_argument("-o", "--out", required=True, metavar="DIR", help="output directory")
     cmp.add_argument("--steps", type=int, default=None,
                      help="train this many steps per environment instead of its budget")

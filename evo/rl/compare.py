@@ -11,6 +11,11 @@ Per environment all (program, seed) agents train in one population-trainer call
 (the numpy trainer, one program at a time, where JAX is missing). The score of one
 agent is the environment's normalized score of its last 50 episodes (as in a
 search); the table gives the mean over seeds with a 95% bootstrap interval.
+
+``seeds`` is a count (seeds 0..n-1) or the seeds themselves, so a long comparison can
+be extended later with more seeds (``evo compare --first-seed``) and the parts joined
+with :func:`join`: an agent trains the same in any batch, so the joined table is what
+one run of all seeds would give.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import envs as envlib
 from evo.errors import ConfigError
 from evo.rl.dqn import DQNConfig, train
 from evo.rl.evaluator import resolve_trainer
+from evo.rl.settings import MAX_SEEDS
 from graphs.core.program import Program
 
 CONFIDENCE = 0.95
@@ -43,29 +49,57 @@ def bootstrap_ci(values: Sequence[float], reps: int = 10_000, seed: int = 0
     return float(lo), float(hi)
 
 
-def _train_env(programs: Mapping[str, Program], spec: envlib.EnvSpec, seeds: int,
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    """The training seeds that ``seeds`` names: a count n means 0..n-1, a sequence the
+    seeds themselves (distinct, non-negative); :class:`ConfigError` otherwise."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ConfigError(f"seeds = {seeds!r}: must be an integer in [1, {MAX_SEEDS}]")
+        return list(range(seeds))
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+        raise ConfigError(f"seeds = {seeds!r}: give a count or a list of seeds")
+    ids = list(seeds)
+    if not ids or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in ids):
+        raise ConfigError(f"seeds = {seeds!r}: give at least one seed, each a "
+                          "non-negative integer")
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"seeds = {seeds!r}: a seed is listed twice")
+    if len(ids) > MAX_SEEDS:
+        raise ConfigError(f"{len(ids)} seeds: give at most {MAX_SEEDS} per program")
+    return ids
+
+
+def score_row(per_seed: Sequence[float], status: Sequence[str], seeds: Sequence[int]
+              ) -> dict[str, Any]:
+    """One program's row of the table: the mean over its seeds with a 95% bootstrap
+    interval, each seed's score and training status, and the seeds."""
+    lo, hi = bootstrap_ci(per_seed)
+    return {"mean": float(np.mean(per_seed)), "ci95": [lo, hi], "per_seed": list(per_seed),
+            "status": list(status), "seeds": list(seeds)}
+
+
+def _train_env(programs: Mapping[str, Program], spec: envlib.EnvSpec, seeds: list[int],
                config: DQNConfig, budget: envlib.Budget, trainer: str) -> dict[str, list]:
-    names = list(programs)
+    names, n = list(programs), len(seeds)
     if trainer == "population":
         from evo.rl.population import train_population
 
-        runs = train_population([programs[n] for n in names for _ in range(seeds)], spec,
-                                list(range(seeds)) * len(names), config, budget)
-        return {n: runs[i * seeds:(i + 1) * seeds] for i, n in enumerate(names)}
-    return {n: train(programs[n], spec, list(range(seeds)), config, budget) for n in names}
+        runs = train_population([programs[name] for name in names for _ in seeds], spec,
+                                seeds * len(names), config, budget)
+        return {name: runs[i * n:(i + 1) * n] for i, name in enumerate(names)}
+    return {name: train(programs[name], spec, seeds, config, budget) for name in names}
 
 
-def compare(programs: Mapping[str, Program], env_ids: Sequence[str], seeds: int,
-            out: str | Path, config: DQNConfig | None = None, steps: int | None = None,
-            budgets: Mapping[str, envlib.Budget] | None = None,
+def compare(programs: Mapping[str, Program], env_ids: Sequence[str],
+            seeds: int | Sequence[int], out: str | Path, config: DQNConfig | None = None,
+            steps: int | None = None, budgets: Mapping[str, envlib.Budget] | None = None,
             trainer: str = "auto") -> dict[str, Any]:
-    """Train every program on every environment with ``seeds`` seeds; write
-    ``scores.md``, ``scores.json``, ``returns.json`` and one ``<env>.png`` per
-    environment into ``out``; return the scores."""
+    """Train every program on every environment with ``seeds`` (a count, or the seeds
+    themselves); write ``scores.md``, ``scores.json``, ``returns.json`` and one
+    ``<env>.png`` per environment into ``out``; return the scores."""
     if not programs:
         raise ConfigError("compare: give at least one program")
-    if not isinstance(seeds, int) or seeds < 1:
-        raise ConfigError(f"seeds = {seeds!r}: must be a positive integer")
+    seeds = seed_list(seeds)
     for program in programs.values():
         program.check()
     specs = [envlib.get(e) for e in env_ids]
@@ -73,18 +107,16 @@ def compare(programs: Mapping[str, Program], env_ids: Sequence[str], seeds: int,
     trainer = resolve_trainer(trainer)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    scores: dict[str, Any] = {"seeds": seeds, "trainer": trainer, "envs": {}}
+    scores: dict[str, Any] = {"seeds": len(seeds), "seed_ids": seeds, "trainer": trainer,
+                              "envs": {}}
     raw: dict[str, Any] = {}
     for spec in specs:
         budget = envlib.Budget(steps=steps) if steps else (budgets or {}).get(spec.id,
                                                                               spec.budget)
         runs = _train_env(programs, spec, seeds, config, budget, trainer)
-        table = {}
-        for name, agent_runs in runs.items():
-            per_seed = [spec.score(r.episode_returns, config.score_window) for r in agent_runs]
-            lo, hi = bootstrap_ci(per_seed)
-            table[name] = {"mean": float(np.mean(per_seed)), "ci95": [lo, hi],
-                           "per_seed": per_seed, "status": [r.status for r in agent_runs]}
+        table = {name: score_row([spec.score(r.episode_returns, config.score_window)
+                                  for r in agent_runs], [r.status for r in agent_runs], seeds)
+                 for name, agent_runs in runs.items()}
         scores["envs"][spec.id] = {"budget": {"episodes": budget.episodes,
                                               "steps": budget.steps}, "programs": table}
         if trainer == "population":  # how the losses ran (docs/population.md)
@@ -96,6 +128,59 @@ def compare(programs: Mapping[str, Program], env_ids: Sequence[str], seeds: int,
                         for name, agent_runs in runs.items()}
     write_report(scores, raw, out)
     return scores
+
+
+def _row_seeds(scores: Mapping[str, Any], row: Mapping[str, Any]) -> list[int]:
+    """A row's seeds; tables written before rows named them trained seeds 0..n-1."""
+    return list(row.get("seeds") or scores.get("seed_ids") or range(len(row["per_seed"])))
+
+
+def join(parts: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
+         names: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One table from comparisons of one plan split by program or by seed: each part
+    is the ``(scores, raw returns)`` that :func:`compare` wrote. The parts must have
+    trained the same environments with the same budgets and trainer (the agent is the
+    caller's to check); a program in several parts gets the seeds of all of them, in
+    seed order, and a seed trained twice is refused. ``names`` name the parts in
+    errors (default: their indices). Returns ``(scores, raw)`` for :func:`write_report`."""
+    if not parts:
+        raise ConfigError("join: give at least one part")
+    names = list(names) if names is not None else [f"part {i}" for i in range(len(parts))]
+    first = parts[0][0]
+    plan = {env: v["budget"] for env, v in first["envs"].items()}
+    for name, (scores, _) in zip(names[1:], parts[1:]):
+        other = {env: v["budget"] for env, v in scores["envs"].items()}
+        if other != plan:
+            raise ConfigError(f"{name} trained other environments or budgets ({other}) than "
+                              f"{names[0]} ({plan}); only parts of one plan join")
+        if scores["trainer"] != first["trainer"]:
+            raise ConfigError(f"{name} trained with the {scores['trainer']} trainer, "
+                              f"{names[0]} with the {first['trainer']} trainer; only parts "
+                              "of one plan join")
+    envs: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
+    for env in plan:
+        agents: dict[str, dict[int, tuple[float, str, list[float]]]] = {}
+        for scores, returns in parts:
+            for name, row in scores["envs"][env]["programs"].items():
+                mine = agents.setdefault(name, {})
+                for k, seed in enumerate(_row_seeds(scores, row)):
+                    if seed in mine:
+                        raise ConfigError(f"{name!r} seed {seed} on {env}: trained in two "
+                                          "parts; give each seed of a program to one part")
+                    mine[seed] = (row["per_seed"][k], row["status"][k], returns[env][name][k])
+        envs[env] = {**first["envs"][env], "programs": {}}
+        raw[env] = {}
+        for name, by_seed in agents.items():
+            seeds = sorted(by_seed)
+            envs[env]["programs"][name] = score_row([by_seed[s][0] for s in seeds],
+                                                    [by_seed[s][1] for s in seeds], seeds)
+            raw[env][name] = [by_seed[s][2] for s in seeds]
+    seed_ids = sorted({s for env in envs.values() for row in env["programs"].values()
+                       for s in row["seeds"]})
+    most = max(len(row["seeds"]) for env in envs.values() for row in env["programs"].values())
+    return {"seeds": most, "seed_ids": seed_ids, "trainer": first["trainer"],
+            "envs": envs}, raw
 
 
 def write_report(scores: Mapping[str, Any], raw: Mapping[str, Any], out: str | Path) -> None:
@@ -112,11 +197,16 @@ def write_report(scores: Mapping[str, Any], raw: Mapping[str, Any], out: str | P
 
 
 def markdown(scores: Mapping[str, Any]) -> str:
-    """The score table: one row per program, one column per environment."""
+    """The score table: one row per program, one column per environment (each cell
+    names its number of seeds where the programs were trained with different ones)."""
     env_ids = list(scores["envs"])
     names = list(next(iter(scores["envs"].values()))["programs"]) if env_ids else []
-    lines = [f"Normalized score of the last 50 training episodes: mean over "
-             f"{scores['seeds']} seeds [95% bootstrap interval] ({scores['trainer']} trainer).",
+    counts = {len(row["per_seed"]) for env in env_ids
+              for row in scores["envs"][env]["programs"].values()}
+    uneven = len(counts) > 1
+    over = "each program's seeds (n: how many)" if uneven else f"{counts.pop()} seeds"
+    lines = [f"Normalized score of the last 50 training episodes: mean over {over} "
+             f"[95% bootstrap interval] ({scores['trainer']} trainer).",
              "", "| program | " + " | ".join(env_ids) + " |",
              "|---|" + "---|" * len(env_ids)]
     for name in names:
@@ -124,7 +214,9 @@ def markdown(scores: Mapping[str, Any]) -> str:
         for env in env_ids:
             row = scores["envs"][env]["programs"][name]
             bad = sum(s != "ok" for s in row["status"])
-            note = f" ({bad} failed)" if bad else ""
+            notes = ([f"{bad} failed"] if bad else []) + (
+                [f"n={len(row['per_seed'])}"] if uneven else [])
+            note = f" ({', '.join(notes)})" if notes else ""
             cells.append(f"{row['mean']:.3f} [{row['ci95'][0]:.3f}, {row['ci95'][1]:.3f}]{note}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

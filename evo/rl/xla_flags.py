@@ -69,7 +69,7 @@ def configure() -> bool:
     chosen = re.search(r"xla_cpu_max_isa=(\w+)", flags)
     if chosen:
         return chosen.group(1).upper() in ("AVX", "SSE4_2")
-    if os.environ.get("EVO_XLA_FMA", "").lower() in ("1", "on", "true", "yes"):
+    if env_switch("EVO_XLA_FMA", default=False):
         return False
     if _backend_started():
         warnings.warn(
@@ -96,6 +96,21 @@ def quick_compile_options() -> dict:
     """XLA options for compiles that run briefly next to their compile time (traced
     trainers, a training's setup): :data:`QUICK_COMPILE`, or none when
     ``EVO_XLA_QUICK_COMPILE`` is off (read when :mod:`evo.rl.population` is imported)."""
-    if os.environ.get("EVO_XLA_QUICK_COMPILE", "").lower() in ("0", "off", "false", "no"):
-        return {}
-    return dict(QUICK_COMPILE)
+    return dict(QUICK_COMPILE) if env_switch("EVO_XLA_QUICK_COMPILE", default=True) else {}
+
+
+ON, OFF = ("1", "on", "true", "yes"), ("0", "off", "false", "no")
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """The on/off environment variable ``name`` (``default`` when unset or empty); a
+    value that is neither :data:`ON` nor :data:`OFF` warns, naming both, and counts as
+    unset."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ON or value in OFF:
+        return value in ON
+    if value:
+        warnings.warn(f"{name}={os.environ[name]!r} is not a switch: write one of "
+                      f"{', '.join(ON)} or {', '.join(OFF)}; using "
+                      f"{'on' if default else 'off'}", RuntimeWarning, stacklevel=3)
+    return default

@@ -8,24 +8,25 @@ from pathlib import Path
 import pytest
 from generalization import merge
 
-from evo.rl.compare import write_report
+from evo.rl.compare import score_row, write_report
 
 ENV = "MiniGrid-SimpleCrossingS9N1"
 
 
-def _part(root: Path, name: str, returns: list[list[float]], seeds: int = 2,
-          steps: int = 1000, agent: str = "paper.toml") -> Path:
-    """A finished part as bench/generalization.py writes it, for one program."""
-    out = root / name
+def _part(root: Path, name: str, returns: list[list[float]], first_seed: int = 0,
+          steps: int = 1000, agent: str = "paper.toml", dirname: str | None = None,
+          program: str | None = None) -> Path:
+    """A finished part as bench/generalization.py writes it, for one program trained
+    with seeds ``first_seed, first_seed + 1, ...`` (one per list of returns)."""
+    out = root / (dirname or name)
     (out / "programs").mkdir(parents=True)
-    (out / "programs" / "00.json").write_text(json.dumps({"program": name}) + "\n")
+    (out / "programs" / "00.json").write_text(json.dumps({"program": program or name}) + "\n")
     per_seed = [sum(r) / len(r) for r in returns]
-    scores = {"seeds": seeds, "trainer": "population",
+    seeds = list(range(first_seed, first_seed + len(returns)))
+    scores = {"seeds": len(seeds), "seed_ids": seeds, "trainer": "population",
               "envs": {ENV: {"budget": {"episodes": None, "steps": steps},
-                             "programs": {name: {"mean": sum(per_seed) / len(per_seed),
-                                                 "ci95": [min(per_seed), max(per_seed)],
-                                                 "per_seed": per_seed,
-                                                 "status": ["ok"] * len(returns)}},
+                             "programs": {name: score_row(per_seed, ["ok"] * len(returns),
+                                                          seeds)},
                              "loss_mode": "trace"}},
               "wall_seconds": 10.0, "programs": {name: {"file": "programs/00.json",
                                                          "formula": name}},
@@ -53,11 +54,11 @@ def test_parts_of_one_plan_merge_into_one_table_with_every_program(tmp_path):
     assert (out / f"{ENV}.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("other", [{"seeds": 3}, {"steps": 2000}, {"agent": "small.toml"}])
+@pytest.mark.parametrize("other", [{"steps": 2000}, {"agent": "small.toml"}])
 def test_parts_of_different_plans_do_not_merge(tmp_path, other):
     a = _part(tmp_path, "dqnreg", [[0.1], [0.2]])
     b = _part(tmp_path, "dqn", [[0.0], [0.1]], **other)
-    with pytest.raises(SystemExit, match="only parts of one plan merge"):
+    with pytest.raises(SystemExit, match="only parts of one plan (merge|join)"):
         merge([a, b], tmp_path / "all")
 
 
@@ -72,8 +73,44 @@ def test_an_unfinished_or_foreign_part_is_named(tmp_path):
         merge([a, tmp_path / "merged"], tmp_path / "again")
 
 
-def test_a_program_in_two_parts_is_refused(tmp_path):
+def test_a_seed_trained_in_two_parts_is_refused(tmp_path):
     a = _part(tmp_path / "a", "dqn", [[0.1], [0.2]])
-    b = _part(tmp_path / "b", "dqn", [[0.0], [0.1]])
-    with pytest.raises(SystemExit, match="'dqn' is in an earlier part"):
+    b = _part(tmp_path / "b", "dqn", [[0.0], [0.1]], first_seed=1)
+    with pytest.raises(SystemExit, match="'dqn' seed 1 .* trained in two parts"):
+        merge([a, b], tmp_path / "all")
+
+
+def test_parts_split_by_seed_join_each_programs_seeds_in_order(tmp_path):
+    """DQNReg with seeds 0-1, more seeds 2-4 later, and DQN with seeds 0-1 only: one
+    table, DQNReg over its five seeds (in seed order), each cell naming its count."""
+    later = _part(tmp_path, "dqnreg", [[0.9], [0.7], [0.8]], first_seed=2, dirname="more")
+    early = _part(tmp_path, "dqnreg", [[0.1], [0.3]])
+    dqn = _part(tmp_path, "dqn", [[0.0], [0.2]])
+    merged = merge([later, early, dqn], tmp_path / "all")
+    row = merged["envs"][ENV]["programs"]["dqnreg"]
+    assert row["seeds"] == [0, 1, 2, 3, 4]
+    assert row["per_seed"] == pytest.approx([0.1, 0.3, 0.9, 0.7, 0.8])
+    assert row["mean"] == pytest.approx(0.56) and row["ci95"][0] < 0.56 < row["ci95"][1]
+    assert merged["envs"][ENV]["programs"]["dqn"]["seeds"] == [0, 1]
+    returns = json.loads((tmp_path / "all" / "returns.json").read_text())[ENV]
+    assert returns["dqnreg"] == [[0.1], [0.3], [0.9], [0.7], [0.8]]
+    table = (tmp_path / "all" / "scores.md").read_text()
+    assert "each program's seeds" in table and "(n=5)" in table and "(n=2)" in table
+    assert list(merged["programs"]) == ["dqnreg", "dqn"]
+
+
+def test_a_part_written_before_rows_named_their_seeds_counts_from_zero(tmp_path):
+    old = _part(tmp_path, "dqn", [[0.1], [0.2]])
+    scores = json.loads((old / "scores.json").read_text())
+    del scores["seed_ids"], scores["envs"][ENV]["programs"]["dqn"]["seeds"]
+    (old / "scores.json").write_text(json.dumps(scores))
+    more = _part(tmp_path, "dqn", [[0.4]], first_seed=2, dirname="more")
+    row = merge([old, more], tmp_path / "all")["envs"][ENV]["programs"]["dqn"]
+    assert row["seeds"] == [0, 1, 2] and row["per_seed"] == pytest.approx([0.1, 0.2, 0.4])
+
+
+def test_two_different_programs_under_one_name_are_refused(tmp_path):
+    a = _part(tmp_path, "mine", [[0.1]])
+    b = _part(tmp_path, "mine", [[0.2]], first_seed=1, dirname="b", program="other")
+    with pytest.raises(SystemExit, match="'mine' differs"):
         merge([a, b], tmp_path / "all")
