@@ -26,6 +26,7 @@ from evo.app.config import load_config
 from evo.app.export import unique_programs
 from evo.errors import ConfigError
 from evo.rl.compare import compare, join, write_report
+from evo.rl.settings import MAX_SEEDS
 from evo.search.store import RunStore
 from graphs.core.fileformat import dumps, from_dict
 from graphs.core.render import formula
@@ -144,6 +145,9 @@ def main() -> None:
         ap.error("--no-references and --reference contradict each other: give one")
     if not args.env or not args.steps:
         ap.error("give --env and --steps (or --merge to combine finished runs)")
+    if not 1 <= args.seeds <= MAX_SEEDS or args.first_seed < 0:
+        ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed}: give 1 to {MAX_SEEDS} "
+                 "seeds and a first seed >= 0")
     programs = _runs(args.run)
     for spec in args.program:
         name, _, path = spec.partition("=")
@@ -163,9 +167,6 @@ def main() -> None:
         listing[name] = {"file": f"programs/{path.name}", "formula": formula(program)}
     agent = load_config(Path(args.agent_from)).evaluator.agent
     t0 = time.time()
-    if args.seeds < 1 or args.first_seed < 0:
-        ap.error(f"--seeds {args.seeds} --first-seed {args.first_seed}: give at least one "
-                 "seed and a first seed >= 0")
     scores = compare(programs, args.env,
                      list(range(args.first_seed, args.first_seed + args.seeds)), out, agent,
                      args.steps, trainer="population")
@@ -176,8 +177,7 @@ def main() -> None:
         + [f"--env {e}" for e in args.env]
         + [f"--steps {args.steps}", f"--seeds {args.seeds}"]
         + ([f"--first-seed {args.first_seed}"] if args.first_seed else [])
-        + [
-           f"--agent-from {args.agent_from}"]
+        + [f"--agent-from {args.agent_from}"]
         + (["--no-references"] if args.no_references else [])
         + [f"--reference {r}" for r in args.reference or ()] + [f"-o {args.out}"])
     (out / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n")

@@ -161,14 +161,20 @@ def join(parts: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]],
     raw: dict[str, Any] = {}
     for env in plan:
         agents: dict[str, dict[int, tuple[float, str, list[float]]]] = {}
-        for scores, returns in parts:
-            for name, row in scores["envs"][env]["programs"].items():
-                mine = agents.setdefault(name, {})
-                for k, seed in enumerate(_row_seeds(scores, row)):
-                    if seed in mine:
-                        raise ConfigError(f"{name!r} seed {seed} on {env}: trained in two "
-                                          "parts; give each seed of a program to one part")
-                    mine[seed] = (row["per_seed"][k], row["status"][k], returns[env][name][k])
+        for part, (scores, returns) in zip(names, parts):
+            try:
+                for program, row in scores["envs"][env]["programs"].items():
+                    mine = agents.setdefault(program, {})
+                    for k, seed in enumerate(_row_seeds(scores, row)):
+                        if seed in mine:
+                            raise ConfigError(f"{program!r} seed {seed} on {env}: trained in "
+                                              "two parts; give each seed of a program to one "
+                                              "part")
+                        mine[seed] = (row["per_seed"][k], row["status"][k],
+                                      returns[env][program][k])
+            except (KeyError, IndexError, TypeError) as err:
+                raise ConfigError(f"{part}: its scores and returns do not match on {env} "
+                                  f"(missing {err}); re-run that part") from None
         envs[env] = {**first["envs"][env], "programs": {}}
         raw[env] = {}
         for name, by_seed in agents.items():

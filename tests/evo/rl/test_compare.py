@@ -101,3 +101,15 @@ def test_parts_of_different_plans_do_not_join():
         join([part, longer])
     with pytest.raises(ConfigError, match="numpy trainer"):
         join([part, ({**part[0], "trainer": "numpy"}, part[1])])
+
+
+def test_a_part_whose_returns_miss_a_program_is_named():
+    row = score_row([0.5], ["ok"], [0])
+    good = ({"seeds": 1, "trainer": "population",
+             "envs": {"CartPole": {"budget": {"steps": 100}, "programs": {"dqn": row}}}},
+            {"CartPole": {"dqn": [[1.0]]}})
+    broken = ({**good[0], "envs": {"CartPole": {"budget": {"steps": 100},
+                                                "programs": {"ddqn": row}}}},
+              {"CartPole": {}})
+    with pytest.raises(ConfigError, match="late: its scores and returns do not match"):
+        join([good, broken], ["early", "late"])
