@@ -89,27 +89,23 @@ def test_bad_seeds_are_named(seeds, needle):
         seed_list(seeds)
 
 
-def test_parts_of_different_plans_do_not_join():
+def _part(program: str, steps: int = 100, returns: bool = True) -> tuple[dict, dict]:
+    """A one-seed CartPole comparison of ``program`` as compare writes it (its returns
+    left out when ``returns`` is False)."""
     row = score_row([0.5], ["ok"], [0])
-    part = ({"seeds": 1, "trainer": "population",
-             "envs": {"CartPole": {"budget": {"steps": 100}, "programs": {"dqn": row}}}},
-            {"CartPole": {"dqn": [[1.0]]}})
-    longer = ({**part[0], "envs": {"CartPole": {"budget": {"steps": 200},
-                                                "programs": {"ddqn": row}}}},
-              {"CartPole": {"ddqn": [[1.0]]}})
+    return ({"seeds": 1, "trainer": "population",
+             "envs": {"CartPole": {"budget": {"steps": steps}, "programs": {program: row}}}},
+            {"CartPole": {program: [[1.0]]} if returns else {}})
+
+
+def test_parts_of_different_plans_do_not_join():
+    part = _part("dqn")
     with pytest.raises(ConfigError, match="other environments or budgets"):
-        join([part, longer])
+        join([part, _part("ddqn", steps=200)])
     with pytest.raises(ConfigError, match="numpy trainer"):
         join([part, ({**part[0], "trainer": "numpy"}, part[1])])
 
 
 def test_a_part_whose_returns_miss_a_program_is_named():
-    row = score_row([0.5], ["ok"], [0])
-    good = ({"seeds": 1, "trainer": "population",
-             "envs": {"CartPole": {"budget": {"steps": 100}, "programs": {"dqn": row}}}},
-            {"CartPole": {"dqn": [[1.0]]}})
-    broken = ({**good[0], "envs": {"CartPole": {"budget": {"steps": 100},
-                                                "programs": {"ddqn": row}}}},
-              {"CartPole": {}})
     with pytest.raises(ConfigError, match="late: its scores and returns do not match"):
-        join([good, broken], ["early", "late"])
+        join([_part("dqn"), _part("ddqn", returns=False)], ["early", "late"])
