@@ -17,7 +17,10 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
              32 programs, one after another) and at the full hurdle (400 episodes),
              interpreted and traced, and a batch of 32 from-scratch draws at the full
-             hurdle in both modes (compilation included; ~10 min with EVO_JAX_CACHE=off)
+             hurdle in both modes (compilation included; ~10 min with EVO_JAX_CACHE=off);
+             and the issue's baseline in the same run: the numpy trainer's CPU-seconds
+             for one full hurdle evaluation of DQN at 256-256 (median of 3 seeds), with
+             each figure's ratio to it
   candidate256  the same at the full hurdle with the paper's 256-256 agent, both loss
              modes (~15 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
@@ -52,6 +55,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              cache, then the same run again with the cache the first one filled (what
              a user's second run on the machine sees); read from each store's
              recorded compile seconds (~25 min)
+  compile_dqn_seeded  the same for `evo run --preset dqn-seeded`, 15 minutes per run
+             (its MiniGrid stages trace every batch of new programs; ~32 min)
 
 Run: ``python bench/bench_population.py flops speed candidate quality``.
 """
@@ -340,7 +345,26 @@ def section_candidate(cases: tuple = ()) -> dict:
         out[label] = entry
         print(f"  {label}: {json.dumps(entry)}", flush=True)
     out["today_numpy_256-256_dqn_seconds"] = 19.0  # issue 12's figure for the numpy trainer
+    out["numpy_256-256_dqn_hurdle"] = peer = _numpy_hurdle_cpu(PAPER)
+    for entry in out.values():  # the issue's ratio, against that figure measured here
+        if isinstance(entry, dict) and "cpu_seconds_per_candidate" in entry:
+            entry["ratio_numpy256_dqn_vs_population_cpu"] = (
+                peer["cpu_seconds"] / entry["cpu_seconds_per_candidate"])
+    print(f"  numpy 256-256 DQN hurdle: {json.dumps(peer)}", flush=True)
     return out
+
+
+def _numpy_hurdle_cpu(config: DQNConfig, seeds: int = 3) -> dict:
+    """The issue's baseline measured in the same run: CPU-seconds of one full CartPole
+    hurdle evaluation (400 episodes) of DQN with the numpy trainer, median over seeds."""
+    cpu, scores = [], []
+    for seed in range(seeds):
+        cpu0 = time.process_time()
+        run = train(builtin("dqn"), CARTPOLE, [seed], config, envs.Budget(episodes=400))[0]
+        cpu.append(time.process_time() - cpu0)
+        scores.append(CARTPOLE.score(run.episode_returns))
+    return {"cpu_seconds": statistics.median(cpu), "reps": cpu, "scores": scores,
+            "hidden": list(config.hidden)}
 
 
 def section_candidate256() -> dict:
@@ -626,21 +650,27 @@ def compile_share(store_path: str | Path) -> dict:
             "trials": stats["finished"], "evaluated": stats["evaluated"]}
 
 
-def section_compile(hours: float = 0.2) -> dict:
+def section_compile(preset: str = "from-scratch", hours: float = 0.2) -> dict:
     import subprocess
     import tempfile
 
-    out = {"preset": "from-scratch", "hours_per_run": hours}
+    out = {"preset": preset, "hours_per_run": hours}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, EVO_JAX_CACHE=os.path.join(tmp, "jax"))
         for label in ("empty_cache", "warm_cache"):
             store = os.path.join(tmp, f"{label}.db")
-            subprocess.run([sys.executable, "-m", "evo", "run", "--preset", "from-scratch",
+            subprocess.run([sys.executable, "-m", "evo", "run", "--preset", preset,
                             "--store", store, "--out", os.path.join(tmp, label),
                             "--workers", "1", "--hours", str(hours)], env=env, check=True)
             out[label] = compile_share(store)
             print(f"  {label}: {out[label]}", flush=True)
     return out
+
+
+def section_compile_dqn_seeded() -> dict:
+    """The compile share of the DQN-seeded preset, whose MiniGrid stages (30k steps)
+    trace every batch of new programs: two 15-minute runs, as ``compile``."""
+    return section_compile("dqn-seeded", 0.25)
 
 
 FMA_PLANS = (("64-64", SMALL, 32, 5000), ("256-256", PAPER, 8, 3000),
@@ -800,7 +830,8 @@ def section_modes(k: int = 16, reps: int = 2) -> dict:
 SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_speed,
             "candidate": section_candidate,
             "candidate256": section_candidate256, "quality": section_quality,
-            "host": section_host, "compile": section_compile, "fma": section_fma,
+            "host": section_host, "compile": section_compile,
+            "compile_dqn_seeded": section_compile_dqn_seeded, "fma": section_fma,
             "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
             "modes": section_modes}
