@@ -20,9 +20,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              hurdle in both modes (compilation included; ~10 min with EVO_JAX_CACHE=off);
              and the issue's baseline in the same run: the numpy trainer's CPU-seconds
              for one full hurdle evaluation of DQN at 256-256 (median of 3 seeds), with
-             each figure's ratio to it
+             each figure's ratio to it (~16 min)
   candidate256  the same at the full hurdle with the paper's 256-256 agent, both loss
-             modes (~15 min)
+             modes (~18 min)
   quality    learning quality with the new trainer at the paper's agent (256-256, 400
              CartPole episodes): DQN (10 seeds), DDQN and DQNReg (5 seeds), known-bad
              losses (2 seeds); the numpy trainer on the same programs and seeds;
@@ -53,7 +53,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
   compile    the share of evaluation time spent tracing and compiling in a real search:
              `evo run --preset from-scratch` for 12 minutes with an empty compilation
              cache, then the same run again with the cache the first one filled (what
-             a user's second run on the machine sees); read from each store's
+             a user's re-run of the same seed sees: its programs' traced trainers are
+             cached; a new seed compiles its new programs); read from each store's
              recorded compile seconds (~25 min)
   compile_dqn_seeded  the same for `evo run --preset dqn-seeded`, 15 minutes per run
              (its MiniGrid stages trace every batch of new programs; ~32 min)
