@@ -23,7 +23,7 @@ import json
 import statistics
 from pathlib import Path
 
-from evo.search.store import RunStore
+from evo.search.store import RunStore, StoreError
 
 
 def exposure(path: str) -> dict:
@@ -75,7 +75,10 @@ def main() -> None:
     parser.add_argument("stores", nargs="+", help="run stores (run.db)")
     parser.add_argument("-o", "--out", help="also write the figures as JSON here")
     args = parser.parse_args()
-    report = [exposure(s) for s in args.stores]
+    try:
+        report = [exposure(s) for s in args.stores]
+    except StoreError as err:
+        raise SystemExit(f"exposure: {err}") from None
     for r in report:
         b = r["best"]
         q = ", ".join(f"{x:g}" for x in r["proposals_quartiles"])
