@@ -21,6 +21,7 @@ import argparse
 import bisect
 import json
 import statistics
+from collections import Counter
 from pathlib import Path
 
 from evo.search.store import RunStore, StoreError
@@ -30,8 +31,9 @@ def exposure(path: str) -> dict:
     """The exposure figures of one run store (see the module docstring)."""
     store = RunStore.open(path, readonly=True)
     try:
-        size = int(store.config.get("search", {}).get("population_size", 0))
-        tournament = int(store.config.get("search", {}).get("tournament_size", 0))
+        search = store.config.get("search", {})
+        size = int(search.get("population_size", 0))
+        tournament = int(search.get("tournament_size", 0))
         rows = store.db.execute(
             "SELECT id, status, fitness, duplicate_of, parent, proposed_at, finished_at "
             "FROM trials").fetchall()
@@ -42,10 +44,7 @@ def exposure(path: str) -> dict:
     entered = sorted((r["finished_at"], r["id"]) for r in rows if r["finished_at"] is not None)
     position = {tid: i for i, (_, tid) in enumerate(entered)}
     proposals = sorted(r["proposed_at"] for r in rows)
-    children: dict[int, int] = {}
-    for r in rows:
-        if r["parent"] is not None:
-            children[r["parent"]] = children.get(r["parent"], 0) + 1
+    children = Counter(r["parent"] for r in rows if r["parent"] is not None)
     members = []
     for r in rows:
         if (r["status"] != "done" or r["duplicate_of"] is not None or not r["fitness"]
