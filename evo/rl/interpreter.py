@@ -142,11 +142,18 @@ def _signature(op: Op, argtypes: tuple) -> Signature:
     raise AssertionError(f"{op.name} has no signature {argtypes}")  # programs type-check
 
 
-def program_draws(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-    """Draws for random-draw ops: ``shape + (2,)``, N(0,1) then U(0,1) in the last axis."""
-    k_normal, k_uniform = jax.random.split(key)
-    return jnp.stack([jax.random.normal(k_normal, shape), jax.random.uniform(k_uniform, shape)],
-                     axis=-1)
+def program_draws(key: jax.Array, lead: tuple[int, ...], capacity: int) -> jax.Array:
+    """Draws for random-draw ops: ``lead + (capacity, 2)``, N(0,1) then U(0,1) in the last
+    axis. Instruction ``i`` draws from its own key (``key`` folded with ``i``), so its
+    numbers do not depend on the capacity, which the largest program of a batch sets:
+    a program draws the same alone and beside larger ones."""
+
+    def row(i: jax.Array) -> jax.Array:
+        k_normal, k_uniform = jax.random.split(jax.random.fold_in(key, i))
+        return jnp.stack([jax.random.normal(k_normal, lead),
+                          jax.random.uniform(k_uniform, lead)], axis=-1)
+
+    return jnp.moveaxis(jax.vmap(row)(jnp.arange(capacity)), 0, -2)
 
 
 class _Draws:

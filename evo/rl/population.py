@@ -286,7 +286,7 @@ def _draw_noise(setup: _Setup, key: jax.Array, n: int) -> Noise:
     updates = setup.config.updates_per_step
     return Noise(u[:, 0], u[:, 1], jax.random.split(k_env, n * 2).reshape(n, 2, -1),
                  jax.random.uniform(k_batch, (n, updates, setup.config.batch_size)),
-                 program_draws(k_prog, (n, updates, setup.capacity_nodes)))
+                 program_draws(k_prog, (n, updates), setup.capacity_nodes))
 
 
 def _act(setup: _Setup, agent: Agent, t: jax.Array, noise: Noise) -> jax.Array:

@@ -38,6 +38,9 @@ DQN_SEED = 3
 OVERFLOWS = from_steps(
     [("QValues", "Q", "s_t"), ("Select", 0, "a_t"), ("Sub", "r_t", "r_t"), ("Div", 1, 2)]
     + [("Square", 3 + i) for i in range(3)])
+# A DQN-seeded program whose loss adds an N(0,1) draw (5 live nodes: capacity 8 alone).
+RANDOM_DRAW = seeded_program("dqn", 3, seed=880)
+RANDOM_DRAW_INDEX = 23
 
 
 def _batch() -> tuple[list, list[int]]:
@@ -45,7 +48,7 @@ def _batch() -> tuple[list, list[int]]:
     from-scratch and DQN-seeded random programs, on various seeds."""
     programs = [DQN, OVERFLOWS, library.builtin("ddqn"), library.builtin("dqnreg")]
     programs += [from_scratch(7, seed=s) for s in range(10)]
-    programs += [seeded_program("dqn", 3, seed=s) for s in range(10)]
+    programs += [seeded_program("dqn", 3, seed=s) for s in range(9)] + [RANDOM_DRAW]
     programs += [library.builtin(n) for n in ("dqn", "ddqn", "dqnreg")] * 2 + [DQN, DQN]
     seeds = [DQN_SEED, 0] + list(range(100, 130))
     return programs, seeds
@@ -106,6 +109,21 @@ def test_an_agent_trains_the_same_alone_and_in_a_batch_of_32(trained):
     others = [r for p, r in zip(programs[1:], trained["batch"][1:]) if p is DQN]
     assert len(others) == 2
     assert all(r.episode_returns != alone.episode_returns for r in others)
+
+
+def test_random_draws_do_not_depend_on_the_batch(trained):
+    # a random-draw op reads one N(0,1) or U(0,1) number per instruction and update; the
+    # draws are made for the batch's instruction capacity (16 here, 8 alone), so each
+    # instruction draws from its own key, and the agent alone gets the same numbers
+    programs, seeds = trained["programs"], trained["seeds"]
+    assert programs[RANDOM_DRAW_INDEX] is RANDOM_DRAW
+    assert any(op.kind == "random" for _, op, _ in RANDOM_DRAW.plan)
+    assert capacity_for([RANDOM_DRAW]) == 8 < capacity_for(programs)
+    alone = train_population([RANDOM_DRAW], CARTPOLE, [seeds[RANDOM_DRAW_INDEX]], CONFIG,
+                             BUDGET)[0]
+    in_batch = trained["batch"][RANDOM_DRAW_INDEX]
+    assert alone.status == "ok" and alone.updates > 0
+    _same(in_batch, alone)
 
 
 @pytest.fixture(scope="module")
