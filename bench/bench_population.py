@@ -674,6 +674,55 @@ def section_compile_dqn_seeded() -> dict:
     return section_compile("dqn-seeded", 0.25)
 
 
+def _first_batch_probe(min_compile_seconds: float, program_seed: int) -> dict:
+    """In a fresh process: one batch of 32 new candidates (DQN plus 14 random nodes)
+    through the ``dqn-seeded`` preset's evaluator (CartPole hurdle interpreted, two
+    MiniGrid tasks traced), writing compiles of at least ``min_compile_seconds`` to the
+    on-disk cache; the batch's seconds and its tracing and compiling."""
+    import jax
+
+    from evo.app.config import preset
+    from evo.app.runner import make_evaluator
+
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+    evaluator = make_evaluator(preset("dqn-seeded"))
+    programs = [seeded_program("dqn", 14, seed=program_seed + i) for i in range(32)]
+    wall0, compile0 = time.perf_counter(), compile_seconds()
+    results = evaluator.evaluate_batch(programs, seed=0)
+    seconds = time.perf_counter() - wall0
+    compiled = compile_seconds() - compile0
+    return {"batch_seconds": round(seconds, 1), "compile_seconds": round(compiled, 2),
+            "compile_share": round(compiled / seconds, 4),
+            "passed_hurdle": sum(r.hurdle is not None and r.hurdle.get("passed", False)
+                                 for r in results)}
+
+
+FIRST_BATCH_THRESHOLDS = {"min_2s": 2.0, "min_0.25s": 0.25}  # before, evo's setting
+
+
+def section_first_batch() -> dict:
+    """The compile share of the first batch of a fresh worker process, at the
+    ``dqn-seeded`` preset's sizes, for two thresholds of the on-disk cache
+    (evo.rl.population.CACHE_MIN_COMPILE_SECONDS): per threshold a new cache, then a
+    process on the empty cache and one on the cache it filled with other new programs
+    (as the first batch of a run on a machine that ran evo before: the interpreter and
+    the setup functions can come from the cache, the batch's traced trainers cannot)."""
+    import tempfile
+
+    out: dict = {"batch": "32 DQN-seeded candidates (14 extra nodes), preset dqn-seeded",
+                 "variants": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, threshold in FIRST_BATCH_THRESHOLDS.items():
+            entry = {"min_compile_seconds": threshold}
+            env = {"EVO_JAX_CACHE": os.path.join(tmp, label)}
+            for stage, seed in (("empty_cache", 60_000), ("warm_cache_new_programs", 70_000)):
+                got = _in_fresh_processes(f"_first_batch_probe({threshold}, {seed})",
+                                          {label: env}, 1)
+                entry[stage] = got[label][0]
+            out["variants"][label] = entry
+    return out
+
+
 FMA_PLANS = (("64-64", SMALL, 32, 5000), ("256-256", PAPER, 8, 3000),
              ("256-256", PAPER, 32, 1500))
 
@@ -835,7 +884,7 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "compile_dqn_seeded": section_compile_dqn_seeded, "fma": section_fma,
             "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
-            "modes": section_modes}
+            "modes": section_modes, "first_batch": section_first_batch}
 
 
 def main() -> None:
