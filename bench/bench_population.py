@@ -723,6 +723,46 @@ def section_first_batch() -> dict:
     return out
 
 
+def section_net_calls(reps: int = 3) -> dict:
+    """What computing all four network applications would cost the interpreter: it
+    compiles one trainer per set of applications a batch uses (Q(s), Q(s'), Qt(s),
+    Qt(s')), and computing all four always would leave one. Seconds of a group of 8 DQN
+    agents on CartPole (10k steps, the discovery agent, interpreted) with DQN's two
+    applications and with all four forced, after a compiling call, alternating."""
+    from evo.rl import population
+
+    real = population._Setup
+    calls_at = real._fields.index("calls")
+
+    def forced(*args):
+        args = list(args)
+        args[calls_at] = (True,) * 4
+        return real(*args)
+
+    config = dataclasses.replace(SMALL, epsilon_decay_steps=10_000)
+    programs, seeds = [builtin("dqn")] * 8, list(range(8))
+    got: dict = {"dqn_calls": [], "all_four": []}
+
+    def run(variant: str) -> float:
+        population._Setup = forced if variant == "all_four" else real
+        try:
+            t0 = time.perf_counter()
+            train_population(programs, CARTPOLE, seeds, config, envs.Budget(steps=10_000),
+                             loss_mode="interpret")
+            return time.perf_counter() - t0
+        finally:
+            population._Setup = real
+
+    for variant in got:  # compile both
+        run(variant)
+    for rep in range(reps):
+        for variant in (list(got) if rep % 2 == 0 else list(got)[::-1]):
+            got[variant].append(run(variant))
+    med = {v: statistics.median(r) for v, r in got.items()}
+    return {"reps": reps, "seconds": got, "median_seconds": med,
+            "all_four_over_dqn_calls": med["all_four"] / med["dqn_calls"]}
+
+
 FMA_PLANS = (("64-64", SMALL, 32, 5000), ("256-256", PAPER, 8, 3000),
              ("256-256", PAPER, 32, 1500))
 
@@ -884,7 +924,8 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "compile_dqn_seeded": section_compile_dqn_seeded, "fma": section_fma,
             "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
-            "modes": section_modes, "first_batch": section_first_batch}
+            "modes": section_modes, "first_batch": section_first_batch,
+            "net_calls": section_net_calls}
 
 
 def main() -> None:
