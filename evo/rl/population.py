@@ -85,9 +85,10 @@ QUICK_COMPILE_MAX_WIDTH = 64
 CACHE_MAX_BYTES = 2 * 1024**3
 # Compiles at least this long go to the on-disk cache. The setup functions every training
 # compiles (initial agents, the port's first states, the host path's acting step) take
-# 0.3-1.3 s each, some under JAX's default of 1 s: cached too, a fresh process's first
-# batch (32 candidates, a CartPole hurdle, three MiniGrid tasks; every trainer already in
-# the cache) spent 6.4 s of its 140 s compiling, against 11.6 s of 148 s at 2 s.
+# 0.3-1.3 s each, some under JAX's default of 1 s. Cached too, a fresh process's first
+# batch of 32 new candidates at the dqn-seeded preset's sizes, on a cache an earlier
+# process filled, spent 8.9% of its time compiling instead of 11.3% at 2 s
+# (bench/bench_population.py, section first_batch; docs/population.md, "Compilation").
 CACHE_MIN_COMPILE_SECONDS = 0.25
 
 
