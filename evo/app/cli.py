@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -266,9 +267,14 @@ def _check_backend_flags(args: argparse.Namespace) -> None:
 
 def _after_run(store: Path, progress, out: str | None, top: int,
                baseline: str | None = None) -> None:
-    from evo.app.runner import baseline_report, summary_line
+    from evo.app.runner import baseline_report, planned_trials, summary_line
 
-    print(f"finished {summary_line(progress)}")
+    planned = planned_trials(store)
+    if planned > progress.trials:  # --hours ran out (the loop's target shrank to what it ran)
+        stopped = dataclasses.replace(progress, target=planned)
+        print(f"stopped at {summary_line(stopped)}; continue with: evo resume {store}")
+    else:
+        print(f"finished {summary_line(progress)}")
     print(f"store: {store}")
     if baseline:
         print(f"training the baseline ({baseline}) with the run's own evaluator ...",

@@ -303,6 +303,15 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
+def planned_trials(store_path: str | os.PathLike[str]) -> int:
+    """The number of trials the run in ``store_path`` is configured for."""
+    store = RunStore.open(store_path, readonly=True)
+    try:
+        return store_progress(store).target
+    finally:
+        store.close()
+
+
 def summary_line(p: Progress) -> str:
     best = f"{p.best_fitness:.4f} (trial {p.best_trial})" if p.best_trial is not None else "-"
     return (f"{p.trials}/{p.target} trials: best {best}, duplicates {p.duplicate_rate:.1%}, "

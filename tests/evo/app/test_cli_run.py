@@ -90,6 +90,16 @@ def test_run_status_export_plot_resume(capsys, tiny, tmp_path):
     assert code == 0 and "finished 8/8 trials" in out
 
 
+def test_a_run_stopped_by_hours_says_so_and_how_to_go_on(capsys, tiny, tmp_path):
+    # --hours ends a run early; the search then shrinks its target to what it ran, and
+    # the closing line once read "finished 0/0 trials" for a run configured for 6
+    store = tmp_path / "short.db"
+    code, out, _ = run(capsys, "run", tiny, "--store", store, "-q", "--hours", "1e-9")
+    assert code == 0, out
+    assert "stopped at 0/6 trials" in out and f"continue with: evo resume {store}" in out
+    assert "finished" not in out.splitlines()[0]
+
+
 def test_run_without_store_uses_runs_name_timestamp(capsys, tiny, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run(capsys, "run", tiny, "--trials", "2", "-q")
