@@ -420,7 +420,7 @@ def _run_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.
                losses: tuple | None = None) -> Agent:
     """``n_steps`` lockstep steps (:func:`_chunk`); traced losses compile with the quick
     options (:mod:`evo.rl.xla_flags`) for budgets up to :data:`QUICK_COMPILE_UP_TO`."""
-    run = _chunk_quick if _quick(setup, losses) else _chunk_default
+    run = _traced_or(_chunk_quick, _chunk_traced, _chunk_default, setup, losses)
     return run(setup, agents, codes, n_steps, t0, losses)
 
 
@@ -454,8 +454,38 @@ def _chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Arra
 
 
 _CHUNK_JIT = dict(static_argnums=(0, 3, 5), donate_argnums=(1,))
-_chunk_default = jax.jit(_chunk, **_CHUNK_JIT)
-_chunk_quick = jax.jit(_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
+def _traced_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
+                  losses: tuple | None = None) -> Agent:
+    """:func:`_chunk` for traced losses: a function of its own, so that JAX caches its
+    compiled trainers apart from the interpreter's and :func:`_evict_traced` drops
+    only them (jitting the same function twice shares one cache)."""
+    return _chunk(setup, agents, codes, n_steps, t0, losses)
+
+
+_chunk_default = jax.jit(_chunk, **_CHUNK_JIT)  # the interpreter's trainers
+_chunk_traced = jax.jit(_traced_chunk, **_CHUNK_JIT)
+_chunk_quick = jax.jit(_traced_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
+
+
+def _traced_or(quick: Callable, traced: Callable, interpreter: Callable, setup: _Setup,
+               losses: tuple | None) -> Callable:
+    """The compiled function a group runs: the interpreter's, or a traced trainer's
+    (quick options or XLA's defaults, :func:`_quick`)."""
+    if losses is None:
+        return interpreter
+    return quick if _quick(setup, losses) else traced
+
+
+def _evict_traced() -> None:
+    """Drop the traced trainers from JAX's in-memory cache once a training returns.
+
+    Each is compiled for one group's programs, which a search never trains again, and
+    JAX keeps every compiled function: about 25 MiB per MiniGrid group at 64-64, so a
+    worker's memory grew to 8.3 GB over a 2h21m search. The interpreter's trainers,
+    which every batch reuses, stay; a later call with the same programs (``evo compare``
+    on another seed count, a test) loads its trainer from the on-disk cache, if on."""
+    for fn in (_chunk_traced, _chunk_quick, _host_step_traced, _host_step_quick):
+        fn.clear_cache()
 
 
 def _quick(setup: _Setup, losses: tuple | None) -> bool:
@@ -496,7 +526,7 @@ def _host_step(setup: _Setup, agents: Agent, codes: dict, learn: bool, noise: No
                transition: tuple, losses: tuple | None = None) -> Agent:
     """Record host-stepped transitions, then (after learning starts) update; compiled
     like :func:`_run_chunk`."""
-    step = _host_step_quick if _quick(setup, losses) else _host_step_default
+    step = _traced_or(_host_step_quick, _host_step_traced, _host_step_default, setup, losses)
     return step(setup, agents, codes, learn, noise, transition, losses)
 
 
@@ -517,8 +547,16 @@ def _host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool, n
 
 
 _HOST_JIT = dict(static_argnums=(0, 3, 6), donate_argnums=(1,))
+def _traced_host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool,
+                              noise: Noise, transition: tuple, losses: tuple | None = None
+                              ) -> Agent:
+    """:func:`_host_record_learn` for traced losses, cached apart (see :func:`_traced_chunk`)."""
+    return _host_record_learn(setup, agents, codes, learn, noise, transition, losses)
+
+
 _host_step_default = jax.jit(_host_record_learn, **_HOST_JIT)
-_host_step_quick = jax.jit(_host_record_learn, **_HOST_JIT,
+_host_step_traced = jax.jit(_traced_host_record_learn, **_HOST_JIT)
+_host_step_quick = jax.jit(_traced_host_record_learn, **_HOST_JIT,
                            compiler_options=quick_compile_options())
 
 
@@ -647,6 +685,8 @@ def train_population(
     for g in groups:
         _keep_finals(g, np.ones(GROUP, bool), finals)
     groups.clear()
+    if traced is not None:
+        _evict_traced()
     if host_envs is not None:
         for env in host_envs:
             env.close()

@@ -160,6 +160,19 @@ def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, trac
     _same(traced["batch"][25], traced["ddqn_alone"])
 
 
+def test_traced_trainers_leave_memory_when_their_training_returns(trained, traced):
+    # a traced trainer is compiled for one group's programs, which a search never trains
+    # again: JAX would keep each (about 25 MiB for a MiniGrid group), so a long search's
+    # worker grew to 8.3 GB; the interpreter's trainer, reused by every batch, stays
+    from evo.rl import population
+
+    traced_fns = (population._chunk_traced, population._chunk_quick,
+                  population._host_step_traced, population._host_step_quick)
+    assert all(fn._cache_size() == 0 for fn in traced_fns)
+    # the interpreter's, compiled by the `trained` fixture, survived the traced fixture's
+    assert population._chunk_default._cache_size() > 0
+
+
 @pytest.mark.parametrize("mode", ["interpret", "trace"])
 def test_agents_moved_out_of_half_finished_groups_train_the_same(trained, traced, mode,
                                                                   monkeypatch):
