@@ -763,6 +763,37 @@ def section_net_calls(reps: int = 3) -> dict:
             "all_four_over_dqn_calls": med["all_four"] / med["dqn_calls"]}
 
 
+def _traced_memory_probe(evict: bool, groups: int = 6) -> dict:
+    """In a fresh process: RSS (MiB) after each of ``groups`` traced trainings of 8 new
+    DQN-seeded programs on MiniGrid-Empty-5x5 (64-64, 1k steps), with the trainer's
+    eviction of traced trainers (``evict``) or without it."""
+    from evo.rl import population
+
+    if not evict:
+        population._evict_traced = lambda: None
+    spec = envs.get("MiniGrid-Empty-5x5")
+    config = dataclasses.replace(SMALL, epsilon_decay_steps=10_000)
+    rss = []
+    for g in range(groups):
+        programs = [seeded_program("dqn", 14, seed=1000 + 8 * g + i) for i in range(8)]
+        train_population(programs, spec, list(range(8)), config, envs.Budget(steps=1000),
+                         loss_mode="trace")
+        with open("/proc/self/status") as f:
+            rss.append(next(int(x.split()[1]) // 1024 for x in f if x.startswith("VmRSS")))
+    return {"rss_mib_after_each_group": rss, "growth_mib": rss[-1] - rss[0]}
+
+
+def section_traced_memory() -> dict:
+    """A worker's memory over successive traced groups, with and without evicting each
+    group's compiled trainer when its training returns (no compilation cache)."""
+    out: dict = {"groups": "6 x 8 new DQN-seeded programs, MiniGrid-Empty-5x5, 64-64, 1k steps"}
+    for label, evict in (("kept", False), ("evicted", True)):
+        got = _in_fresh_processes(f"_traced_memory_probe({evict})",
+                                  {label: {"EVO_JAX_CACHE": "off"}}, 1)
+        out[label] = got[label][0]
+    return out
+
+
 FMA_PLANS = (("64-64", SMALL, 32, 5000), ("256-256", PAPER, 8, 3000),
              ("256-256", PAPER, 32, 1500))
 
@@ -925,7 +956,7 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
             "modes": section_modes, "first_batch": section_first_batch,
-            "net_calls": section_net_calls}
+            "net_calls": section_net_calls, "traced_memory": section_traced_memory}
 
 
 def main() -> None:
