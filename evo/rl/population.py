@@ -453,7 +453,6 @@ def _chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Arra
     return agents
 
 
-_CHUNK_JIT = dict(static_argnums=(0, 3, 5), donate_argnums=(1,))
 def _traced_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: jax.Array,
                   losses: tuple | None = None) -> Agent:
     """:func:`_chunk` for traced losses: a function of its own, so that JAX caches its
@@ -462,6 +461,7 @@ def _traced_chunk(setup: _Setup, agents: Agent, codes: dict, n_steps: int, t0: j
     return _chunk(setup, agents, codes, n_steps, t0, losses)
 
 
+_CHUNK_JIT = dict(static_argnums=(0, 3, 5), donate_argnums=(1,))
 _chunk_default = jax.jit(_chunk, **_CHUNK_JIT)  # the interpreter's trainers
 _chunk_traced = jax.jit(_traced_chunk, **_CHUNK_JIT)
 _chunk_quick = jax.jit(_traced_chunk, **_CHUNK_JIT, compiler_options=quick_compile_options())
@@ -546,7 +546,6 @@ def _host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool, n
     return agents
 
 
-_HOST_JIT = dict(static_argnums=(0, 3, 6), donate_argnums=(1,))
 def _traced_host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: bool,
                               noise: Noise, transition: tuple, losses: tuple | None = None
                               ) -> Agent:
@@ -554,6 +553,7 @@ def _traced_host_record_learn(setup: _Setup, agents: Agent, codes: dict, learn: 
     return _host_record_learn(setup, agents, codes, learn, noise, transition, losses)
 
 
+_HOST_JIT = dict(static_argnums=(0, 3, 6), donate_argnums=(1,))
 _host_step_default = jax.jit(_host_record_learn, **_HOST_JIT)
 _host_step_traced = jax.jit(_traced_host_record_learn, **_HOST_JIT)
 _host_step_quick = jax.jit(_traced_host_record_learn, **_HOST_JIT,
