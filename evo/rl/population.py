@@ -660,36 +660,38 @@ def train_population(
     timed_out = False
     next_progress = 1000
     finals: dict[int, _Final] = {}
-    while True:
-        # finished groups leave (their results are kept), half-empty ones merge
-        groups = _regroup(groups, finals, traced is not None)
-        if not groups:
-            break
-        if port is not None:
-            for i, g in enumerate(groups):
-                groups[i] = g._replace(agents=_run_chunk(setup, g.agents, g.codes, CHUNK,
-                                                         jnp.int32(t), g.losses))
-            t += CHUNK
-        else:
-            for i, g in enumerate(groups):
-                groups[i] = g._replace(agents=_host_chunk(
-                    setup, g.agents, g.codes, g.envs, t, t + 1 >= config.learning_starts,
-                    g.losses))
-            t += 1
-        if time_limit is not None and time.perf_counter() - t_start > time_limit:
-            timed_out = True
-            break
-        if on_progress is not None and t >= next_progress:
-            on_progress(t, max_steps)
-            next_progress = t + 1000
-    for g in groups:
-        _keep_finals(g, np.ones(GROUP, bool), finals)
-    groups.clear()
-    if traced is not None:
-        _evict_traced()
-    if host_envs is not None:
-        for env in host_envs:
-            env.close()
+    try:
+        while True:
+            # finished groups leave (their results are kept), half-empty ones merge
+            groups = _regroup(groups, finals, traced is not None)
+            if not groups:
+                break
+            if port is not None:
+                for i, g in enumerate(groups):
+                    groups[i] = g._replace(agents=_run_chunk(setup, g.agents, g.codes, CHUNK,
+                                                             jnp.int32(t), g.losses))
+                t += CHUNK
+            else:
+                for i, g in enumerate(groups):
+                    groups[i] = g._replace(agents=_host_chunk(
+                        setup, g.agents, g.codes, g.envs, t, t + 1 >= config.learning_starts,
+                        g.losses))
+                t += 1
+            if time_limit is not None and time.perf_counter() - t_start > time_limit:
+                timed_out = True
+                break
+            if on_progress is not None and t >= next_progress:
+                on_progress(t, max_steps)
+                next_progress = t + 1000
+        for g in groups:
+            _keep_finals(g, np.ones(GROUP, bool), finals)
+        groups.clear()
+    finally:  # also when a host environment or an interrupt raises mid-training
+        if traced is not None:
+            _evict_traced()
+        if host_envs is not None:
+            for env in host_envs:
+                env.close()
     unfinished = step_limit is not None and (budget.steps or 0) > step_limit
     return _results([finals[i] for i in range(requested)], seeds,
                     time.perf_counter() - t_start, timed_out, time_limit, step_limit,

@@ -173,6 +173,22 @@ def test_traced_trainers_leave_memory_when_their_training_returns(trained, trace
     assert population._chunk_default._cache_size() > 0
 
 
+def test_traced_trainers_leave_memory_when_their_training_raises():
+    # an exception mid-training (here from the progress callback after the first chunk)
+    # must not leave that group's compiled trainer behind in the worker
+    from evo.rl import population
+
+    def interrupt(step, total):
+        assert population._chunk_traced._cache_size() + population._chunk_quick._cache_size()
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        train_population([DQN], CARTPOLE, [DQN_SEED], CONFIG, BUDGET, loss_mode="trace",
+                         on_progress=interrupt)
+    assert population._chunk_traced._cache_size() == 0
+    assert population._chunk_quick._cache_size() == 0
+
+
 @pytest.mark.parametrize("mode", ["interpret", "trace"])
 def test_agents_moved_out_of_half_finished_groups_train_the_same(trained, traced, mode,
                                                                   monkeypatch):
