@@ -437,6 +437,9 @@ def test_updates_per_step_and_target_copies(monkeypatch):
 
 # -- learning ----------------------------------------------------------------------------------
 LEARN_BUDGET = envs.Budget(steps=20_000)
+# the discovery presets' agent (64-64, lr 1e-3): a third of the paper's 256-256 agent's
+# time, which `bench/bench_rl.py cartpole` checks on the full budget
+LEARN_CONFIG = DQNConfig(hidden=(64, 64), learning_rate=1e-3)
 
 
 def last50(runs) -> list[float]:
@@ -444,7 +447,7 @@ def last50(runs) -> list[float]:
 
 
 def test_dqn_learns_cartpole_with_a_small_budget():
-    runs = train(builtin("dqn"), CARTPOLE, [0, 1, 2], budget=LEARN_BUDGET)
+    runs = train(builtin("dqn"), CARTPOLE, [0, 1, 2], LEARN_CONFIG, budget=LEARN_BUDGET)
     assert all(r.status == "ok" for r in runs)
     returns = last50(runs)
     assert float(np.median(returns)) >= 150, returns
@@ -456,7 +459,7 @@ def test_dqn_learns_cartpole_with_a_small_budget():
                          ids=["ignores_reward", "wrong_sign"])
 def test_known_bad_losses_score_near_zero(program):
     program.check()
-    runs = train(program, CARTPOLE, [0, 1, 2], budget=LEARN_BUDGET)
+    runs = train(program, CARTPOLE, [0, 1, 2], LEARN_CONFIG, budget=LEARN_BUDGET)
     assert all(r.status == "ok" for r in runs)  # they train fine; they just don't learn
     returns = last50(runs)
     assert max(returns) <= 30, returns
