@@ -477,7 +477,8 @@ def _traced_or(quick: Callable, traced: Callable, interpreter: Callable, setup: 
 
 
 def _evict_traced() -> None:
-    """Drop the traced trainers from JAX's in-memory cache once a training returns.
+    """Drop the traced trainers from JAX's in-memory cache once a training ends (returns
+    or raises).
 
     Each is compiled for one group's programs, which a search never trains again, and
     JAX keeps every compiled function: about 25 MiB per MiniGrid group at 64-64, so a
