@@ -160,15 +160,22 @@ def test_a_traced_agent_trains_the_same_alone_and_in_a_batch_of_32(trained, trac
     _same(traced["batch"][25], traced["ddqn_alone"])
 
 
+def _traced_trainers_cached() -> int:
+    """How many compiled traced trainers JAX holds in memory (the interpreter's aside)."""
+    from evo.rl import population
+
+    return sum(fn._cache_size() for fn in (population._chunk_traced, population._chunk_quick,
+                                           population._host_step_traced,
+                                           population._host_step_quick))
+
+
 def test_traced_trainers_leave_memory_when_their_training_returns(trained, traced):
     # a traced trainer is compiled for one group's programs, which a search never trains
     # again: JAX would keep each (about 25 MiB for a MiniGrid group), so a long search's
     # worker grew to 8.3 GB; the interpreter's trainer, reused by every batch, stays
     from evo.rl import population
 
-    traced_fns = (population._chunk_traced, population._chunk_quick,
-                  population._host_step_traced, population._host_step_quick)
-    assert all(fn._cache_size() == 0 for fn in traced_fns)
+    assert _traced_trainers_cached() == 0
     # the interpreter's, compiled by the `trained` fixture, survived the traced fixture's
     assert population._chunk_default._cache_size() > 0
 
@@ -176,17 +183,14 @@ def test_traced_trainers_leave_memory_when_their_training_returns(trained, trace
 def test_traced_trainers_leave_memory_when_their_training_raises():
     # an exception mid-training (here from the progress callback after the first chunk)
     # must not leave that group's compiled trainer behind in the worker
-    from evo.rl import population
-
     def interrupt(step, total):
-        assert population._chunk_traced._cache_size() + population._chunk_quick._cache_size()
+        assert _traced_trainers_cached()
         raise RuntimeError("stop")
 
     with pytest.raises(RuntimeError, match="stop"):
         train_population([DQN], CARTPOLE, [DQN_SEED], CONFIG, BUDGET, loss_mode="trace",
                          on_progress=interrupt)
-    assert population._chunk_traced._cache_size() == 0
-    assert population._chunk_quick._cache_size() == 0
+    assert _traced_trainers_cached() == 0
 
 
 @pytest.mark.parametrize("mode", ["interpret", "trace"])
