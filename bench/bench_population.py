@@ -46,7 +46,8 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              alternating, median of 3 (~10 min)
   modes      what each loss mode costs a search: wall seconds for a batch of 16 new
              DQN-seeded programs at the presets' budgets (CartPole 10k, Acrobot 20k,
-             MiniGrid-Empty-5x5 30k steps), compilation included, median of 2 (~12 min)
+             MiniGrid-Empty-5x5 30k steps) and CartPole 5k, compilation included,
+             median of 2 (~14 min)
   compile_options  traced trainers' quick XLA options against XLA's defaults: compile
              seconds saved, steps/s lost, the same for the interpreter; fresh processes,
              alternating, median of 3 (~15 min)
@@ -56,6 +57,9 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              a user's re-run of the same seed sees: its programs' traced trainers are
              cached; a new seed compiles its new programs); read from each store's
              recorded compile seconds (~25 min)
+  search_modes  what the loss mode does to a search: `evo run --preset from-scratch`
+             for 12 minutes on one worker with loss_mode "interpret", then with the
+             default "auto"; candidates evaluated per minute, compile share (~26 min)
   compile_dqn_seeded  the same for `evo run --preset dqn-seeded`, 15 minutes per run
              (its MiniGrid stages trace every batch of new programs; ~32 min)
 
@@ -668,6 +672,50 @@ def section_compile(preset: str = "from-scratch", hours: float = 0.2) -> dict:
     return out
 
 
+def _evaluations_per_minute(store_path: str) -> dict:
+    """Candidates evaluated (not duplicates) per minute of a run, first proposal to last
+    finish."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
+    try:
+        done, first, last = db.execute("select sum(status = 'done'), min(proposed_at), "
+                                       "max(finished_at) from trials").fetchone()
+    finally:
+        db.close()
+    minutes = (last - first) / 60
+    return {"wall_minutes": round(minutes, 2), "evaluations_per_minute": round(done / minutes, 2)}
+
+
+def section_search_modes(preset: str = "from-scratch", hours: float = 0.2) -> dict:
+    """What the loss mode does to a search: ``evo run --preset from-scratch`` (its 10k-step
+    CartPole hurdle is nearly all of its evaluation time) for 12 minutes on one worker,
+    with ``[evaluator] loss_mode = "interpret"`` and with the default ``"auto"`` (which
+    traces every stage of this preset), on the user's compilation cache; candidates
+    evaluated per minute and the compile share."""
+    import subprocess
+    import tempfile
+
+    base = subprocess.run([sys.executable, "-m", "evo", "run", "--preset", preset,
+                           "--print-config"], check=True, capture_output=True, text=True).stdout
+    if 'loss_mode = "auto"' not in base:
+        raise SystemExit(f"preset {preset}: its printed config has no loss_mode = \"auto\"")
+    out: dict = {"preset": preset, "hours_per_run": hours, "workers": 1, "modes": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("interpret", "auto"):
+            config = os.path.join(tmp, f"{mode}.toml")
+            Path(config).write_text(base.replace('loss_mode = "auto"', f'loss_mode = "{mode}"'))
+            store = os.path.join(tmp, f"{mode}.db")
+            subprocess.run([sys.executable, "-m", "evo", "run", config, "--store", store,
+                            "--workers", "1", "--hours", str(hours), "-q"], check=True)
+            out["modes"][mode] = {**compile_share(store), **_evaluations_per_minute(store)}
+            print(f"  {mode}: {out['modes'][mode]}", flush=True)
+    out["auto_over_interpret_evaluations_per_minute"] = round(
+        out["modes"]["auto"]["evaluations_per_minute"]
+        / out["modes"]["interpret"]["evaluations_per_minute"], 3)
+    return out
+
+
 def section_compile_dqn_seeded() -> dict:
     """The compile share of the DQN-seeded preset, whose MiniGrid stages (30k steps)
     trace every batch of new programs: two 15-minute runs, as ``compile``."""
@@ -676,9 +724,10 @@ def section_compile_dqn_seeded() -> dict:
 
 def _first_batch_probe(min_compile_seconds: float, program_seed: int) -> dict:
     """In a fresh process: one batch of 32 new candidates (DQN plus 14 random nodes)
-    through the ``dqn-seeded`` preset's evaluator (CartPole hurdle interpreted, two
-    MiniGrid tasks traced), writing compiles of at least ``min_compile_seconds`` to the
-    on-disk cache; the batch's seconds and its tracing and compiling."""
+    through the ``dqn-seeded`` preset's evaluator (two MiniGrid tasks traced; the CartPole
+    hurdle was interpreted when the JSON was measured, it traces since 2026-12-07),
+    writing compiles of at least ``min_compile_seconds`` to the on-disk cache; the
+    batch's seconds and its tracing and compiling."""
     import jax
 
     from evo.app.config import preset
@@ -906,7 +955,8 @@ def section_compile_options(reps: int = 3) -> dict:
     return out
 
 
-MODE_PLANS = (("CartPole", 10_000), ("Acrobot", 20_000), ("MiniGrid-Empty-5x5", 30_000))
+MODE_PLANS = (("CartPole", 5_000), ("CartPole", 10_000), ("Acrobot", 20_000),
+              ("MiniGrid-Empty-5x5", 30_000))
 
 
 def section_modes(k: int = 16, reps: int = 2) -> dict:
@@ -943,8 +993,8 @@ def section_modes(k: int = 16, reps: int = 2) -> dict:
                                r["compile_seconds"] for r in got[mode]), "reps": got[mode]}
         entry["trace_over_interpret_seconds"] = (entry["trace"]["batch_seconds"]
                                                  / entry["interpret"]["batch_seconds"])
-        out["plans"][env_id] = entry
-        print(f"  {env_id}: {json.dumps(entry)}", flush=True)
+        out["plans"][f"{env_id}, {steps // 1000}k"] = entry
+        print(f"  {env_id}, {steps:,} steps: {json.dumps(entry)}", flush=True)
     return out
 
 
@@ -955,7 +1005,8 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "compile_dqn_seeded": section_compile_dqn_seeded, "fma": section_fma,
             "compile_options": section_compile_options,
             "minigrid_port": section_minigrid_port, "groups": section_groups,
-            "modes": section_modes, "first_batch": section_first_batch,
+            "modes": section_modes, "search_modes": section_search_modes,
+            "first_batch": section_first_batch,
             "net_calls": section_net_calls, "traced_memory": section_traced_memory}
 
 

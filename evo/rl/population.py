@@ -58,15 +58,18 @@ GROUP = 8
 # "auto" traces the programs into the compiled call (loss_mode "trace") when an agent may
 # take at least this many steps (its step budget, or episodes x the episode cap):
 # tracing doubles the steps/s of DQN at 64-64 on CartPole (bench/bench_population.py,
-# section speed) but compiles each new group of programs (6 s on CartPole, 17 s on
-# MiniGrid, one core). For a batch of 16 new programs (section modes) it broke even at
-# CartPole's 10k steps and was 1.9x faster at Acrobot's 20k and 2.3x at
-# MiniGrid-Empty-5x5's 30k, compilation included; at the full CartPole hurdle (400
-# episodes, section candidate) a batch of 32 with two learners took 2.4x less CPU
-# traced, and a batch of 32 from-scratch draws that all stop early 1.28x more.
+# section speed) but compiles each new group of programs (2-8 s per group of 8 on one
+# core with the quick options below, tracing included). For a batch of 16 new
+# DQN-seeded programs (section modes, 2026-12-07) it took 0.81x the interpreter's time
+# at CartPole 5k steps, 0.53x at 10k, 0.35x at Acrobot 20k and 0.42x at
+# MiniGrid-Empty-5x5 30k, compilation included; the from-scratch preset, whose 10k-step
+# CartPole hurdle is 97% of its evaluation time, evaluated 1.54x the candidates per
+# minute with it (docs/population.md, "Two ways to run the losses"). Compiling is then
+# about 40% of a hurdle batch's time: the price of the faster steps, which `evo status`
+# reports.
 # The choice depends on the budget and environment only, never on which programs
 # share a batch.
-TRACE_FROM_STEPS = 15_000
+TRACE_FROM_STEPS = 5_000
 # Traced losses compile one trainer per new group of programs. Up to this many steps per
 # agent it compiles with XLA's quick options (evo.rl.xla_flags): on a group of 8 mixed
 # programs (CartPole, 64-64, 20k steps) they compiled in 5.4 s instead of 14.3 s and

@@ -56,7 +56,7 @@ class EvaluatorSection:
     trainer: str = "auto"
     max_nodes: int = 32  # the population trainer's instruction capacity per program
     # how the population trainer runs the losses: "interpret", "trace" or "auto" (trace
-    # from 15k steps per agent; docs/population.md, "Two ways to run the losses")
+    # from 5k steps per agent; docs/population.md, "Two ways to run the losses")
     loss_mode: str = "auto"
 
 

@@ -227,14 +227,15 @@ def test_auto_traces_the_losses_from_a_step_budget_on(monkeypatch):
     from evo.rl import population
 
     assert population.loss_mode_for(Budget(steps=population.TRACE_FROM_STEPS)) == "trace"
-    assert population.loss_mode_for(Budget(steps=10_000)) == "interpret"
+    assert population.loss_mode_for(Budget(steps=population.TRACE_FROM_STEPS - 1)) == "interpret"
+    assert population.loss_mode_for(Budget(steps=10_000)) == "trace"  # the presets' hurdle
     assert population.loss_mode_for(Budget(episodes=400)) == "interpret"
     # an episode budget by its most steps: 400 CartPole episodes of at most 200 steps
     assert population.episode_steps(CARTPOLE) == 200
     assert population.loss_mode_for(Budget(episodes=400), "auto", 200) == "trace"
-    assert population.loss_mode_for(Budget(episodes=50), "auto", 200) == "interpret"
+    assert population.loss_mode_for(Budget(episodes=20), "auto", 200) == "interpret"
     assert population.episode_steps(envs.get("LunarLander")) == 1000  # on the host
-    assert population.loss_mode_for(Budget(steps=10_000), "trace") == "trace"
+    assert population.loss_mode_for(Budget(steps=10_000), "interpret") == "interpret"
     with pytest.raises(ValueError, match="loss_mode 'fast' is not one of auto, interpret"):
         train_population([DQN], CARTPOLE, [0], CONFIG, BUDGET, loss_mode="fast")
 
