@@ -276,19 +276,35 @@ def test_sigkill_late_in_a_long_run_and_resume(tmp_path):
     assert 0 <= wasted <= WORKERS
 
     kills = 1
-    while kills < LATE_KILLS:  # later kills: each start resumes, works briefly, dies
+    target = LATE_TARGET
+    for _ in range(4 * LATE_KILLS):  # later kills: each start resumes, works briefly, dies
+        if kills == LATE_KILLS:
+            break
+        cmd = [sys.executable, str(driver), str(path), str(log), str(target)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                 start_new_session=True)
         time.sleep(rng.uniform(0.6, 1.5))
-        assert proc.poll() is None, "the run finished before the late kills were done"
+        if proc.poll() is not None:
+            # A fast machine finished the run between kills (the converged population
+            # proposes mostly free duplicates): extend the target and go on, as the
+            # first test does, so that every kill counted hit an unfinished run.
+            assert proc.returncode == 0
+            target += EXTEND
+            continue
         kill_group(proc)
-        kills += 1
         finished, recorded, logged = snapshot(path, log)
         assert finished >= finished_after_kill[-1]  # no finished trial lost
         assert 0 <= logged - recorded - wasted <= WORKERS  # at most the ones in flight
         wasted = logged - recorded
-        finished_after_kill.append(finished)
         assert population_size(path) == POPULATION
-    assert finished_after_kill[-1] < LATE_TARGET
-    finish_and_check(driver, path, log, LATE_TARGET, env, kills, wasted)
+        if finished >= target:
+            # It reached its target and was still exiting when the kill came (seen in
+            # CI: 1200 of 1200): not a kill of an unfinished run.
+            target += EXTEND
+            continue
+        kills += 1
+        finished_after_kill.append(finished)
+    assert kills == LATE_KILLS
+    assert finished_after_kill[-1] < target
+    finish_and_check(driver, path, log, target, env, kills, wasted)
     print(f"\nlate kills: finished after each kill={finished_after_kill}")
