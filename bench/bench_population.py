@@ -639,20 +639,25 @@ def _port_against_host(name: str, k: int, steps: int, reps: int) -> dict:
 
 
 def compile_share(store_path: str | Path) -> dict:
-    """A run store's recorded compile time against its evaluation time."""
+    """A run store's recorded compile time against its evaluation time, and its candidates
+    evaluated per minute."""
     from evo.search.store import RunStore
 
     store = RunStore.open(store_path, readonly=True)
     try:
         compiled = store.compile_time()
         stats = store.statistics()
+        first, last = store.time_span()
     finally:
         store.close()
     if compiled is None:
         raise SystemExit(f"{store_path}: no evaluation recorded its compile time")
+    minutes = (last - first) / 60  # as `evo status` counts: first proposal to last finish
     return {"compile_seconds": round(compiled[0], 1), "evaluation_seconds": round(compiled[1], 1),
             "compile_share": round(compiled[0] / compiled[1], 4),
-            "trials": stats["finished"], "evaluated": stats["evaluated"]}
+            "trials": stats["finished"], "evaluated": stats["evaluated"],
+            "wall_minutes": round(minutes, 2),
+            "evaluations_per_minute": round(stats["evaluated"] / minutes, 2)}
 
 
 def section_compile(preset: str = "from-scratch", hours: float = 0.2) -> dict:
@@ -670,21 +675,6 @@ def section_compile(preset: str = "from-scratch", hours: float = 0.2) -> dict:
             out[label] = compile_share(store)
             print(f"  {label}: {out[label]}", flush=True)
     return out
-
-
-def _evaluations_per_minute(store_path: str) -> dict:
-    """Candidates evaluated (not duplicates) per minute of a run, first proposal to last
-    finish."""
-    import sqlite3
-
-    db = sqlite3.connect(f"file:{store_path}?mode=ro", uri=True)
-    try:
-        done, first, last = db.execute("select sum(status = 'done'), min(proposed_at), "
-                                       "max(finished_at) from trials").fetchone()
-    finally:
-        db.close()
-    minutes = (last - first) / 60
-    return {"wall_minutes": round(minutes, 2), "evaluations_per_minute": round(done / minutes, 2)}
 
 
 def section_search_modes(preset: str = "from-scratch", hours: float = 0.2) -> dict:
@@ -708,7 +698,7 @@ def section_search_modes(preset: str = "from-scratch", hours: float = 0.2) -> di
             store = os.path.join(tmp, f"{mode}.db")
             subprocess.run([sys.executable, "-m", "evo", "run", config, "--store", store,
                             "--workers", "1", "--hours", str(hours), "-q"], check=True)
-            out["modes"][mode] = {**compile_share(store), **_evaluations_per_minute(store)}
+            out["modes"][mode] = compile_share(store)
             print(f"  {mode}: {out['modes'][mode]}", flush=True)
     out["auto_over_interpret_evaluations_per_minute"] = round(
         out["modes"]["auto"]["evaluations_per_minute"]
