@@ -206,6 +206,36 @@ def section_flops() -> dict:
     return out
 
 
+def section_widths(reps: int = 3) -> dict:
+    """Where a traced DQN agent-step's time goes: the traced trainer on CartPole at
+    widths 8-8 to 128-128 (K = 8 and 32, 5k steps, median of ``reps``), next to the
+    time its matmuls would take at numpy's and at XLA's (no FMA, 32 agents per call)
+    measured rates for those shapes. What stays as the width falls is the per-step work
+    outside the matmuls (environment, replay, Adam, acting, the loop)."""
+    out: dict = {"reps": reps, "steps_per_agent": 5000, "widths": {}}
+    for h in (8, 16, 32, 64, 128):
+        hidden = (h, h)
+        config = dataclasses.replace(SMALL, hidden=hidden)
+        sizes = (OBS, *hidden, ACTIONS)
+        shapes = sorted({(a, b) for a, b in zip(sizes[:-1], sizes[1:])})
+        numpy_rates = {f"{a}x{b}": matmul_flops(BATCH, a, b) for a, b in shapes}
+        xla_rates = {f"{a}x{b}": jax_matmul_flops(32, BATCH, a, b) for a, b in shapes}
+        entry: dict = {"flops_per_agent_step": flops_per_step(hidden),
+                       "numpy_matmul_us_per_agent_step":
+                           1e6 / _limit(hidden, numpy_rates, "{a}x{b}"),
+                       "xla_matmul_us_per_agent_step":
+                           1e6 / _limit(hidden, xla_rates, "{a}x{b}")}
+        for k in (8, 32):
+            _population_rate(k, config, 5000, 99, "trace")  # compile
+            rates = [_population_rate(k, config, 5000, r, "trace")[0] for r in range(reps)]
+            rate = statistics.median(rates)
+            entry[f"K={k}"] = {"agent_steps_per_s": rate, "reps": rates,
+                               "us_per_agent_step": 1e6 / rate}
+        out["widths"][f"{h}-{h}"] = entry
+        print(f"  {h}-{h}: {json.dumps(entry)}", flush=True)
+    return out
+
+
 def _programs(k: int) -> list:
     mixed = [builtin("dqn"), builtin("dqnreg")]
     s = 0
@@ -1000,7 +1030,8 @@ SECTIONS = {"memory": section_memory, "flops": section_flops, "speed": section_s
             "minigrid_port": section_minigrid_port, "groups": section_groups,
             "modes": section_modes, "search_modes": section_search_modes,
             "first_batch": section_first_batch,
-            "net_calls": section_net_calls, "traced_memory": section_traced_memory}
+            "net_calls": section_net_calls, "traced_memory": section_traced_memory,
+            "widths": section_widths}
 
 
 def main() -> None:
