@@ -11,7 +11,11 @@ Sections (each writes results/bench/population_<section>.json; one core pinned,
              trainer in both loss modes (interpreted, traced) at K = 1, 8, 32, 128
              (64-64) and K = 8, 32 (256-256) against the numpy lockstep trainer
              (evo.rl.dqn) in the same run, alternating, median of 3; compile time
-             reported separately (first call minus a warm one; ~25 min)
+             reported separately (JAX's tracing and compiling seconds during the
+             first call; later K reuse the 8-agent groups compiled before; ~15 min)
+  widths     where a traced agent-step's time goes: the trainer at 8-8 .. 128-128
+             (K = 8, 32) beside numpy's and XLA's matmuls alone for the same shapes
+             (~3 min)
   candidate  CPU-seconds per candidate: a batch of 32 mixed candidates (DQN, DQNReg,
              30 random programs) on the CartPole hurdle, at the discovery preset's
              budget and agent (10k steps, 64-64; peer: the numpy trainer on the same
@@ -283,7 +287,7 @@ def section_speed(reps: int = 3) -> dict:
             rates: dict = {mode: [] for mode in LOSS_MODES}
             warm: dict = {mode: [] for mode in LOSS_MODES}
             first: dict = {}  # the first call's tracing and compiling, as JAX reports it
-            for mode in LOSS_MODES:  # (after K=1 the 8-agent groups are compiled already)
+            for mode in LOSS_MODES:  # (later K reuse the groups compiled before)
                 compile0 = compile_seconds()
                 _population_rate(k, config, steps, 99, mode)
                 first[mode] = compile_seconds() - compile0
